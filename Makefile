@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make run    - the whole local stack (PostgreSQL, Temporal dev server + UI, SMTP catcher, worker, API)
+#   make test   - the test suite against real PostgreSQL, Temporal and SMTP servers
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run demo test test-faults lint venv clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/dunning dev $(ARGS)
+
+demo: $(STAMP)
+	$(BIN)/dunning dev --demo $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(ARGS)
+
+test-faults: $(STAMP)
+	$(BIN)/pytest -m slow $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .ruff_cache

@@ -1,0 +1,32 @@
+"""Temporal activities: database transactions, mail, provisioning side effects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+
+from activities.ledger import LedgerActivities
+from activities.mail import MailActivities
+from activities.notifications.mailer import Mailer
+from activities.notifications.message import Sender
+from activities.provisioning import ProvisioningActivities
+from activities.reruns import RerunActivities
+
+
+def build_activities(*, pool: AsyncConnectionPool, mailer: Mailer, client: Client,
+                     task_queue: str, company: Sender,
+                     provisioning_url: str | None) -> list[Callable[..., Any]]:
+    """Every activity of the product, bound to its resources."""
+    ledger = LedgerActivities(pool, client, task_queue)
+    mail = MailActivities(pool, mailer, company)
+    provisioning = ProvisioningActivities(provisioning_url)
+    reruns = RerunActivities(pool, client, task_queue)
+    return [
+        ledger.apply_payment, ledger.reverse_payment, ledger.assign_unmatched,
+        ledger.reevaluate_customer, ledger.evaluate_service, ledger.check_invoice,
+        ledger.reach_suspension, mail.send_notification, provisioning.apply_service_state,
+        reruns.list_customers_page, reruns.reevaluate_via_customer_workflow,
+    ]

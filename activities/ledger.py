@@ -1,0 +1,257 @@
+"""Ledger activities: each one database transaction of db/ledger.py, idempotent on retry.
+
+The token of every transaction is the activity's identity within its workflow run, so a
+retry after a committed first attempt returns the first attempt's result (db/tokens.py).
+"""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
+
+from db import ledger
+from db.customers import get_customer_with_class
+from db.errors import CurrencyMismatch, InvalidValue, UnknownCustomer, UnknownPayment
+from db.fold import InvoiceChange as DbInvoiceChange
+from db.fold import ServiceTransition as DbTransition
+from db.invoices import get_facts, invoice_statuses, mark_suspension_reached
+from db.rows import AuditInfo, ClassRow, CustomerRow
+from db.unmatched import AssignUnmatched
+from db.unmatched import assign_unmatched as assign
+from domain.money import MoneyError, currency, parse_amount
+from workflows import policies
+from workflows.customer import CustomerWorkflow
+from workflows.payloads import (
+    APPLY_PAYMENT,
+    ASSIGN_UNMATCHED,
+    CHECK_INVOICE,
+    EVALUATE_SERVICE,
+    REACH_SUSPENSION,
+    REEVALUATE_CUSTOMER,
+    REVERSE_PAYMENT,
+    Actor,
+    CheckInvoiceInput,
+    CustomerWorkflowInput,
+    EvaluateServiceSignal,
+    InvoiceChange,
+    InvoiceFacts,
+    LedgerActivityInput,
+    LedgerActivityResult,
+    ReachSuspensionInput,
+    ReachSuspensionResult,
+    ServiceTransition,
+    customer_workflow_id,
+)
+from workflows.search_attributes import CUSTOMER_ID
+from workflows.search_attributes import typed as sa_typed
+
+
+def _token() -> str:
+    info = activity.info()
+    return f"{info.workflow_run_id}:{info.activity_id}"
+
+
+def _invalid(message: str) -> ApplicationError:
+    return ApplicationError(message, type=policies.INVALID_INPUT, non_retryable=True)
+
+
+def _audit(actor: Actor | None) -> AuditInfo | None:
+    if actor is None:
+        return None
+    return AuditInfo(actor=actor.name, realm=actor.realm,  # type: ignore[arg-type]
+                     reason=actor.reason, request_id=actor.request_id)
+
+
+def _facts(change: DbInvoiceChange) -> InvoiceFacts:
+    return InvoiceFacts(number=change.number, remaining=change.remaining,
+                        collection_status=change.collection_status,
+                        payment_status=change.payment_status, paid=change.paid)
+
+
+def _transition(service: DbTransition | None) -> ServiceTransition | None:
+    if service is None or service.event_id is None:
+        return None
+    return ServiceTransition(state=service.state, causes=list(service.causes),
+                             event_id=service.event_id)
+
+
+class LedgerActivities:
+    """Holds the connection pool (and the client, to wake a customer's workflow)."""
+
+    def __init__(self, pool: AsyncConnectionPool, client: Client, task_queue: str) -> None:
+        self.pool = pool
+        self.client = client
+        self.task_queue = task_queue
+
+    @activity.defn(name=APPLY_PAYMENT)
+    async def apply_payment(self, input: LedgerActivityInput) -> LedgerActivityResult:
+        payment = input.payment
+        if payment is None or payment.received_at is None:
+            raise _invalid("apply_payment needs a payment with its received_at")
+        async with self.pool.connection() as conn:
+            customer, klass = await self._customer(conn, input.customer_id)
+            if payment.currency != klass.currency:
+                raise _invalid(f"currency {payment.currency} does not match class "
+                               f"{klass.name}'s currency {klass.currency}")
+            try:
+                amount = parse_amount(payment.amount, currency(klass.currency), allow_zero=False)
+            except MoneyError as err:
+                raise _invalid(str(err)) from None
+            try:
+                result = await ledger.apply_payment(conn, ledger.ApplyPayment(
+                    processor=payment.processor, payment_id=payment.payment_id,
+                    customer_id=input.customer_id, amount=amount, currency=payment.currency,
+                    received_at=payment.received_at, body_hash=payment.body_hash,
+                    source=payment.source,  # type: ignore[arg-type]
+                    now=input.now, token=_token(), audit=_audit(input.actor),
+                ))
+            except (CurrencyMismatch, InvalidValue) as err:
+                raise _invalid(str(err)) from None
+        service_before = result.service.previous_state if result.service else result.service_state
+        return LedgerActivityResult(
+            status=result.status, changed=[_facts(c) for c in result.changes],
+            transition=_transition(result.service), service_state=result.service_state,
+            service_before=service_before, balance=result.balance,
+            payment_receipts=klass.payment_receipts, class_name=klass.name,
+        )
+
+    @activity.defn(name=REVERSE_PAYMENT)
+    async def reverse_payment(self, input: LedgerActivityInput) -> LedgerActivityResult:
+        reversal = input.reversal
+        if reversal is None:
+            raise _invalid("reverse_payment needs a reversal")
+        async with self.pool.connection() as conn:
+            _, klass = await self._customer(conn, input.customer_id)
+            try:
+                result = await ledger.reverse_payment(conn, ledger.ReversePayment(
+                    processor=reversal.processor, payment_id=reversal.payment_id,
+                    now=input.now, reason=input.reason, token=_token(),
+                    audit=_audit(input.actor),
+                ))
+            except UnknownPayment as err:
+                raise ApplicationError(str(err), type=policies.NOT_FOUND,
+                                       non_retryable=True) from None
+        if result.customer_id != input.customer_id:
+            raise _invalid(f"payment {reversal.processor}:{reversal.payment_id} belongs to "
+                           "another customer")
+        service_before = result.service.previous_state if result.service else result.service_state
+        return LedgerActivityResult(
+            status=result.status, changed=[_facts(c) for c in result.changes],
+            transition=_transition(result.service), service_state=result.service_state,
+            service_before=service_before, balance=result.balance, class_name=klass.name,
+        )
+
+    @activity.defn(name=ASSIGN_UNMATCHED)
+    async def assign_unmatched(self, input: LedgerActivityInput) -> LedgerActivityResult:
+        assignment = input.assignment
+        if assignment is None:
+            raise _invalid("assign_unmatched needs an assignment")
+        audit = _audit(input.actor) or AuditInfo(actor="dunning", realm="system")
+        async with self.pool.connection() as conn:
+            _, klass = await self._customer(conn, input.customer_id)
+            try:
+                result = await assign(conn, AssignUnmatched(
+                    processor=assignment.processor, payment_id=assignment.payment_id,
+                    customer_id=input.customer_id, now=input.now, audit=audit,
+                    token=_token(),
+                ))
+            except UnknownPayment as err:
+                raise ApplicationError(str(err), type=policies.NOT_FOUND,
+                                       non_retryable=True) from None
+            except (CurrencyMismatch, InvalidValue, MoneyError) as err:
+                raise _invalid(str(err)) from None
+            applied = result.applied
+            customer, _ = await self._customer(conn, input.customer_id)
+        service = applied.service if applied else None
+        return LedgerActivityResult(
+            status=result.status,
+            changed=[_facts(c) for c in applied.changes] if applied else [],
+            transition=_transition(service), service_state=customer.service_state,
+            service_before=service.previous_state if service else customer.service_state,
+            balance=customer.balance, payment_receipts=klass.payment_receipts,
+            class_name=klass.name,
+        )
+
+    @activity.defn(name=REEVALUATE_CUSTOMER)
+    async def reevaluate_customer(self, input: LedgerActivityInput) -> LedgerActivityResult:
+        async with self.pool.connection() as conn:
+            _, klass = await self._customer(conn, input.customer_id)
+            before = await invoice_statuses(conn, input.customer_id)
+            result = await ledger.reevaluate(conn, ledger.Reevaluate(
+                customer_id=input.customer_id, now=input.now, dry_run=input.dry_run,
+                reason=input.reason or "re-run", token=_token(), audit=_audit(input.actor),
+            ))
+        service_before = result.service.previous_state if result.service else result.service_state
+        return LedgerActivityResult(
+            status="dry_run" if input.dry_run else "reevaluated",
+            changed=[_facts(c) for c in result.changes],
+            transition=_transition(result.service), service_state=result.service_state,
+            service_before=service_before, balance=result.balance, class_name=klass.name,
+            changes=[InvoiceChange(number=c.number, before_status=before.get(c.number),
+                                   after_status=c.collection_status, remaining=c.remaining)
+                     for c in result.changes],
+        )
+
+    @activity.defn(name=EVALUATE_SERVICE)
+    async def evaluate_service(self, input: LedgerActivityInput) -> LedgerActivityResult:
+        async with self.pool.connection() as conn:
+            customer, klass = await self._customer(conn, input.customer_id)
+            result = await ledger.evaluate_service(conn, ledger.EvaluateService(
+                customer_id=input.customer_id, now=input.now, reason=input.reason,
+                token=_token(),
+            ))
+        service_before = result.service.previous_state if result.service else result.service_state
+        return LedgerActivityResult(
+            status="evaluated", changed=[], transition=_transition(result.service),
+            service_state=result.service_state, service_before=service_before,
+            balance=customer.balance, class_name=klass.name,
+        )
+
+    @activity.defn(name=CHECK_INVOICE)
+    async def check_invoice(self, input: CheckInvoiceInput) -> InvoiceFacts:
+        async with self.pool.connection() as conn:
+            facts = await get_facts(conn, input.customer_id, input.invoice_number)
+        if facts is None:
+            raise ApplicationError(
+                f"invoice {input.invoice_number} of {input.customer_id} not found",
+                type=policies.NOT_FOUND, non_retryable=True)
+        return facts
+
+    @activity.defn(name=REACH_SUSPENSION)
+    async def reach_suspension(self, input: ReachSuspensionInput) -> ReachSuspensionResult:
+        """Record that the invoice is past its suspension time, then wake the customer.
+
+        The customer's workflow makes the decision (it is the single writer); waking it
+        with signal-with-start works whether or not it is running yet.
+        """
+        async with self.pool.connection() as conn:
+            recorded = await mark_suspension_reached(conn, input.customer_id,
+                                                     input.invoice_number, input.at)
+        await self.client.start_workflow(
+            CustomerWorkflow.run,
+            CustomerWorkflowInput(customer_id=input.customer_id),
+            id=customer_workflow_id(input.customer_id),
+            task_queue=self.task_queue,
+            start_signal="evaluate_service",
+            start_signal_args=[EvaluateServiceSignal(
+                reason=f"invoice {input.invoice_number} reached its suspension time",
+                invoice_number=input.invoice_number)],
+            search_attributes=_customer_attributes(input.customer_id),
+        )
+        return ReachSuspensionResult(recorded=recorded)
+
+    async def _customer(self, conn: AsyncConnection,
+                        customer_id: str) -> tuple[CustomerRow, ClassRow]:
+        found = await get_customer_with_class(conn, customer_id)
+        if found is None:
+            raise ApplicationError(str(UnknownCustomer(customer_id)), type=policies.NOT_FOUND,
+                                   non_retryable=True)
+        return found
+
+
+def _customer_attributes(customer_id: str) -> TypedSearchAttributes:
+    return sa_typed((CUSTOMER_ID, customer_id))

@@ -1,0 +1,131 @@
+"""The mail activity: build the notification from the database, record it, deliver it once.
+
+The first attempt freezes the content in the outbox (key, sender, context); a retry or a
+re-run finds the row and only delivers what is not sent yet (SPEC 2.6, at most once).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import metrics
+from activities.notifications import outbox
+from activities.notifications.errors import (
+    MessageBuildError,
+    PermanentMailError,
+    TransientMailError,
+)
+from activities.notifications.mailer import Mailer
+from activities.notifications.message import Sender, sender_for
+from activities.notifications.render import build_context, choose_language
+from db.customers import get_customer_with_class
+from db.payments import get_payment
+from db.rows import ClassRow, CustomerRow
+from workflows import policies
+from workflows.payloads import SEND_NOTIFICATION, SendNotificationInput, SendNotificationResult
+
+
+class MailActivities:
+    """Holds the connection pool, the pooled SMTP mailer and the company's default sender."""
+
+    def __init__(self, pool: AsyncConnectionPool, mailer: Mailer, company: Sender) -> None:
+        self.pool = pool
+        self.mailer = mailer
+        self.company = company
+
+    @activity.defn(name=SEND_NOTIFICATION)
+    async def send_notification(self, input: SendNotificationInput) -> SendNotificationResult:
+        async with self.pool.connection() as conn:
+            existing = await outbox.get(conn, input.key)
+            if existing is None:
+                try:
+                    await outbox.record(conn, await self._draft(conn, input))
+                except MessageBuildError as err:
+                    # Bad data (e.g. CR/LF in a name): nothing recorded, nothing sent.
+                    metrics.NOTIFICATIONS.labels(input.kind, "failed").inc()
+                    raise ApplicationError(str(err), type=policies.INVALID_INPUT,
+                                           non_retryable=True) from None
+        try:
+            result = await outbox.deliver(self.pool, input.key, self.mailer, date=input.at)
+        except (PermanentMailError, MessageBuildError) as err:
+            metrics.NOTIFICATIONS.labels(input.kind, "failed").inc()
+            raise ApplicationError(str(err), type=policies.PERMANENT_MAIL,
+                                   non_retryable=True) from None
+        except TransientMailError as err:
+            raise ApplicationError(f"SMTP not available: {err}", type="TransientMailError") \
+                from None
+        if result.status == "sent":
+            metrics.NOTIFICATIONS.labels(input.kind, "sent").inc()
+        return SendNotificationResult(key=input.key, status=result.status,
+                                      message_id=result.message_id, error=result.error)
+
+    async def _draft(self, conn: AsyncConnection,
+                     input: SendNotificationInput) -> outbox.NotificationDraft:
+        found = await get_customer_with_class(conn, input.customer_id)
+        if found is None:
+            raise ApplicationError(f"unknown customer {input.customer_id!r}",
+                                   type=policies.NOT_FOUND, non_retryable=True)
+        customer, klass = found
+        language = choose_language(customer.language, klass.language)
+        sender = sender_for(klass.from_name, klass.from_address, klass.reply_to, self.company)
+        context = await self._context(conn, input, customer, klass, language, sender)
+        return outbox.NotificationDraft(
+            key=input.key, kind=input.kind, customer_id=customer.id, language=language,
+            to_address=customer.email, sender=sender, context=context,
+            invoice_number=input.invoice_number if _is_invoice_mail(input.kind) else None,
+        )
+
+    async def _context(self, conn: AsyncConnection, input: SendNotificationInput,
+                       customer: CustomerRow, klass: ClassRow, language: str,
+                       sender: Sender) -> dict[str, str]:
+        invoice = await _invoice(conn, customer.id, input.invoice_number)
+        payment_amount: int | None = None
+        paid_at: datetime | None = None
+        if input.payment_ref:
+            processor, _, payment_id = input.payment_ref.partition(":")
+            payment = await get_payment(conn, processor, payment_id)
+            if payment is not None:
+                payment_amount, paid_at = payment.amount, payment.received_at
+        suspend_at = None
+        if invoice is not None and input.kind in ("invoice_issued", "due_reminder", "overdue",
+                                                  "suspension_warning"):
+            # Only a suspension that still lies ahead is announced.
+            if input.at is None or invoice["suspend_at"] > input.at:
+                suspend_at = invoice["suspend_at"]
+        return build_context(
+            language=language, currency_code=klass.currency, timezone=klass.timezone,
+            customer_id=customer.id, customer_name=customer.name,
+            company_name=sender.name or sender.address, contact_email=sender.contact,
+            invoice_number=invoice["number"] if invoice else None,
+            issued_at=invoice["issued_at"] if invoice else None,
+            overdue_at=invoice["overdue_at"] if invoice else None,
+            suspend_at=suspend_at,
+            new_charges=invoice["new_charges"] if invoice else None,
+            amount_due=invoice["amount_due"] if invoice else None,
+            remaining=invoice["remaining"] if invoice else None,
+            payment_amount=payment_amount, paid_at=paid_at, balance=customer.balance,
+        )
+
+
+def _is_invoice_mail(kind: str) -> bool:
+    return kind in ("invoice_issued", "due_reminder", "overdue", "suspension_warning")
+
+
+async def _invoice(conn: AsyncConnection, customer_id: str,
+                   number: str | None) -> dict[str, object] | None:
+    if number is None:
+        return None
+    cur = await conn.execute(
+        "SELECT number, issued_at, overdue_at, suspend_at, new_charges, amount_due, remaining"
+        "  FROM invoices WHERE customer_id = %s AND number = %s", (customer_id, number))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    names = ("number", "issued_at", "overdue_at", "suspend_at", "new_charges", "amount_due",
+             "remaining")
+    return dict(zip(names, row, strict=True))

@@ -1,0 +1,440 @@
+"""The `dunning` command (SPEC 4.2).
+
+Every command that changes something takes --actor (default DUNNING_ACTOR, then the OS
+user) and --reason and writes an audit record; --json prints machine-readable output;
+errors are one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Dunning: collections and notifications on Temporal.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+class_app = typer.Typer(help="Customer classes: currency, threshold, sender, policy.",
+                        no_args_is_help=True)
+customer_app = typer.Typer(help="Customers.", no_args_is_help=True)
+invoice_app = typer.Typer(help="Invoices.", no_args_is_help=True)
+payment_app = typer.Typer(help="Payments, reversals and unmatched payments.",
+                          no_args_is_help=True)
+notifications_app = typer.Typer(help="The notification outbox.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(class_app, name="class")
+app.add_typer(customer_app, name="customer")
+app.add_typer(invoice_app, name="invoice")
+app.add_typer(payment_app, name="payment")
+app.add_typer(notifications_app, name="notifications")
+
+ActorOpt = Annotated[str | None, typer.Option("--actor", help="Who does this (audit).")]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (audit).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+# --- plumbing ------------------------------------------------------------------------
+
+
+def _settings():
+    from settings import get_settings
+
+    return get_settings()
+
+
+def _audit(actor: str | None, reason: str | None):
+    from db.rows import AuditInfo
+
+    name = actor or _settings().actor or getpass.getuser()
+    return AuditInfo(actor=name, realm="admin", reason=reason)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _run(make: Callable[[Any], Awaitable[T]]) -> T:
+    """Run one operation with a context; turn every expected failure into one line."""
+    import psycopg
+    from temporalio.service import RPCError
+
+    from domain.money import MoneyError
+    from operations.context import open_context
+    from operations.errors import OperationError
+    from settings import SettingsError
+
+    async def go() -> T:
+        async with open_context(_settings()) as ctx:
+            return await make(ctx)
+
+    try:
+        return asyncio.run(go())
+    except (OperationError, MoneyError, SettingsError, ValueError) as err:
+        _fail(str(err))
+    except psycopg.OperationalError as err:
+        _fail(f"cannot reach the database: {str(err).splitlines()[0] if str(err) else err}")
+    except psycopg.Error as err:
+        _fail(f"database error: {str(err).splitlines()[0]}")
+    except RPCError as err:
+        _fail(f"Temporal error: {err}")
+    except RuntimeError as err:
+        if "connect" in str(err).lower():
+            _fail(f"cannot reach Temporal at {_settings().temporal_address}: {err}")
+        raise
+    raise AssertionError("unreachable")
+
+
+def _default(value: Any) -> Any:
+    import dataclasses
+
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, tuple | set):
+        return list(value)
+    return str(value)
+
+
+def _print(doc: Any, as_json: bool, text: Callable[[Any], str] | None = None) -> None:
+    if as_json or text is None:
+        typer.echo(json.dumps(doc, default=_default, ensure_ascii=False, indent=None
+                              if as_json else 2))
+    else:
+        typer.echo(text(doc))
+
+
+# --- db ------------------------------------------------------------------------------
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending SQL migrations (safe to run twice or concurrently)."""
+    import psycopg
+
+    from db.migrate import migrate
+
+    try:
+        applied = migrate(_settings().database_url)
+    except psycopg.OperationalError as err:
+        _fail(f"cannot reach the database: {str(err).splitlines()[0]}")
+    typer.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
+
+
+# --- classes and customers -----------------------------------------------------------
+
+
+@class_app.command("set")
+def class_set(
+    name: str,
+    currency: Annotated[str | None, typer.Option(help="ISO 4217 code, e.g. USD.")] = None,
+    threshold: Annotated[str | None, typer.Option(help="Collection threshold, e.g. 10.00.")] = None,
+    from_address: Annotated[str | None, typer.Option()] = None,
+    from_name: Annotated[str | None, typer.Option()] = None,
+    reply_to: Annotated[str | None, typer.Option()] = None,
+    language: Annotated[str | None, typer.Option(help="en, es or pt-BR.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="Area/City, default UTC.")] = None,
+    reminders: Annotated[str | None, typer.Option(help="e.g. 7d,3d")] = None,
+    grace: Annotated[str | None, typer.Option(help="e.g. 0d")] = None,
+    warning: Annotated[str | None, typer.Option(help="e.g. 1d")] = None,
+    payment_receipts: Annotated[bool | None, typer.Option(
+        "--payment-receipts/--no-payment-receipts")] = None,
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Create or change a customer class (options not given keep their value)."""
+    from operations.classes import ClassChange, class_document, set_class
+
+    change = ClassChange(name=name, currency=currency, threshold=threshold,
+                         from_address=from_address, from_name=from_name, reply_to=reply_to,
+                         language=language, timezone=timezone, reminders=reminders,
+                         grace=grace, warning=warning, payment_receipts=payment_receipts)
+    result = _run(lambda ctx: set_class(ctx, change, _audit(actor, reason)))
+    doc = {"status": result.status, "class": class_document(result.after)}
+    _print(doc, as_json, lambda d: f"class {name}: {d['status']}")
+
+
+@class_app.command("show")
+def class_show(name: str, as_json: JsonOpt = False) -> None:
+    """Show a class."""
+    from operations.classes import show_class
+
+    _print(_run(lambda ctx: show_class(ctx, name)), as_json)
+
+
+@customer_app.command("add")
+def customer_add(
+    customer_id: Annotated[str, typer.Argument(metavar="ID")],
+    name: Annotated[str, typer.Option()],
+    email: Annotated[str, typer.Option()],
+    class_name: Annotated[str, typer.Option("--class")],
+    language: Annotated[str | None, typer.Option(help="en, es or pt-BR.")] = None,
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Add a customer to a class."""
+    from db.customers import NewCustomer
+    from operations.customers import add
+
+    new = NewCustomer(id=customer_id, name=name, email=email, class_name=class_name,
+                      language=language)
+    result = _run(lambda ctx: add(ctx, new, _audit(actor, reason)))
+    _print({"status": result.status, "customer_id": customer_id}, as_json,
+           lambda d: f"customer {customer_id}: {d['status']}")
+
+
+# --- invoices and payments -----------------------------------------------------------
+
+
+@invoice_app.command("issue")
+def invoice_issue(
+    customer: Annotated[str, typer.Option(help="Customer id.")],
+    number: Annotated[str, typer.Option(help="Invoice number, unique per customer.")],
+    charges: Annotated[str, typer.Option(help="New charges, e.g. 10.00.")],
+    issued: Annotated[str, typer.Option(help="Issue instant, ISO 8601 with offset.")],
+    due: Annotated[str, typer.Option(help="Due date (YYYY-MM-DD) or ISO 8601 instant.")],
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Issue an invoice by hand and start its collection workflow."""
+    from operations.invoices import IssueRequest, issue_invoice
+
+    request = IssueRequest(customer_id=customer, number=number, charges=charges,
+                           issued=issued, due=due)
+    doc = _run(lambda ctx: issue_invoice(ctx, request, _audit(actor, reason)))
+    _print(doc, as_json, lambda d: (
+        f"invoice {number}: {d['status']}, amount due {d['amount_due']} {d['currency']}, "
+        f"{d['collection_status']}, workflow {d['workflow_id']}"))
+
+
+@payment_app.command("post")
+def payment_post(
+    customer: Annotated[str, typer.Option(help="Customer id.")],
+    amount: Annotated[str, typer.Option(help="Amount, e.g. 15.00.")],
+    payment_id: Annotated[str, typer.Option(help="The processor's payment id.")],
+    processor: Annotated[str, typer.Option(help="Who reports it.")] = "manual",
+    received_at: Annotated[str | None, typer.Option(help="ISO 8601 with offset.")] = None,
+    currency: Annotated[str | None, typer.Option(help="Defaults to the class currency.")] = None,
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Post a payment by hand; applied oldest invoice first."""
+    from operations.payments import PaymentRequest, post_payment
+
+    request = PaymentRequest(processor=processor, payment_id=payment_id, customer_id=customer,
+                             amount=amount, currency=currency, received_at=received_at,
+                             source="cli")
+    doc = _run(lambda ctx: post_payment(ctx, request, _audit(actor, reason)))
+    _print(doc, as_json, lambda d: (
+        f"payment {processor}:{payment_id}: {d['status']}; service {d.get('service_state')}, "
+        f"balance {d.get('balance')}"))
+
+
+@payment_app.command("reverse")
+def payment_reverse(
+    payment_id: Annotated[str, typer.Option(help="The processor's payment id.")],
+    processor: Annotated[str, typer.Option()] = "manual",
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Reverse a payment (refund, chargeback): as if it had never arrived."""
+    from operations.payments import reverse_payment
+
+    doc = _run(lambda ctx: reverse_payment(ctx, processor, payment_id, _audit(actor, reason)))
+    _print(doc, as_json, lambda d: (
+        f"payment {processor}:{payment_id}: {d['status']}; service {d['service_state']}"))
+
+
+@payment_app.command("unmatched")
+def payment_unmatched(as_json: JsonOpt = False) -> None:
+    """Payments for unknown customers, waiting for finance."""
+    from operations.payments import list_unmatched
+
+    _print(_run(list_unmatched), as_json, _table)
+
+
+@payment_app.command("assign")
+def payment_assign(
+    payment_id: Annotated[str, typer.Option()],
+    customer: Annotated[str, typer.Option()],
+    processor: Annotated[str | None, typer.Option()] = None,
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Assign an unmatched payment to a customer; it is then applied like any payment."""
+    from operations.payments import assign_unmatched
+
+    doc = _run(lambda ctx: assign_unmatched(ctx, processor, payment_id, customer,
+                                            _audit(actor, reason)))
+    _print(doc, as_json, lambda d: f"payment {payment_id}: assigned to {customer}, {d['status']}")
+
+
+@app.command("status")
+def status(
+    customer_id: Annotated[str, typer.Argument(metavar="CUSTOMER_ID")],
+    as_json: JsonOpt = False,
+) -> None:
+    """A customer's service state, balance and invoices."""
+    from operations.status import customer_status
+
+    doc = _run(lambda ctx: customer_status(ctx, customer_id, audit=None))
+    _print(doc, as_json, _status_text)
+
+
+def _status_text(doc: dict[str, Any]) -> str:
+    lines = [f"{doc['customer_id']} ({doc['class']}): service {doc['service_state']}, "
+             f"balance {doc['balance']} {doc['currency']}"]
+    for inv in doc["invoices"]:
+        lines.append(
+            f"  {inv['number']:<12} due {inv['due_date']:<25} amount due {inv['amount_due']:>10} "
+            f"remaining {inv['remaining']:>10}  {inv['payment_status']:<15} "
+            f"{inv['collection_status']}{'  OVERDUE' if inv['overdue'] else ''}"
+        )
+    return "\n".join(lines)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(none)"
+    keys = list(rows[0])
+    return "\n".join(["  ".join(keys)] + ["  ".join(str(r[k]) for k in keys) for r in rows])
+
+
+# --- finance -------------------------------------------------------------------------
+
+
+@app.command("rerun")
+def rerun(
+    class_name: Annotated[str | None, typer.Option("--class")] = None,
+    customer: Annotated[str | None, typer.Option()] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Re-evaluate a class or a customer (after a policy change) through a RerunWorkflow."""
+    from operations.reruns import start_rerun
+
+    if (class_name is None) == (customer is None):
+        _fail("give exactly one of --class or --customer")
+    doc = _run(lambda ctx: start_rerun(ctx, class_name, customer, dry_run,
+                                       _audit(actor, reason), wait=True))
+    _print(doc, as_json, _rerun_text)
+
+
+def _rerun_text(doc: dict[str, Any]) -> str:
+    head = (f"{'dry run' if doc['dry_run'] else 're-run'} {doc['workflow_id']}: "
+            f"{doc['scanned']} customers scanned, {doc['changed_customers']} with changes")
+    lines = [head]
+    for r in doc["results"]:
+        svc = (f"service {r['service_before']} -> {r['service_after']}"
+               if r["service_before"] != r["service_after"] else f"service {r['service_after']}")
+        changes = ", ".join(f"{c['number']} {c['before_status']} -> {c['after_status']}"
+                            for c in r["changes"])
+        lines.append(f"  {r['customer_id']}: {svc}; {changes or 'no status change'}")
+    return "\n".join(lines)
+
+
+@notifications_app.command("list")
+def notifications_list(
+    customer: Annotated[str | None, typer.Option()] = None,
+    status_filter: Annotated[str | None, typer.Option("--status")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Notifications in the outbox, newest first."""
+    from operations.notifications import list_notifications
+
+    _print(_run(lambda ctx: list_notifications(ctx, customer, status_filter)), as_json, _table)
+
+
+@notifications_app.command("resend")
+def notifications_resend(
+    key: str, actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Send a notification again under a new key (audited)."""
+    from operations.notifications import resend
+
+    doc = _run(lambda ctx: resend(ctx, key, _audit(actor, reason)))
+    _print(doc, as_json, lambda d: f"resent as {d['key']}: {d['status']}")
+
+
+@notifications_app.command("preview")
+def notifications_preview(
+    kind: str,
+    language: Annotated[str, typer.Option(help="en, es or pt-BR.")] = "en",
+    class_name: Annotated[str | None, typer.Option("--class")] = None,
+    eml: Annotated[str | None, typer.Option(help="Write the whole message to this file.")] = None,
+) -> None:
+    """Render a sample notification without sending it."""
+    from operations.notifications import preview
+
+    text = _run(lambda ctx: preview(ctx, kind, language, class_name, eml))
+    typer.echo(text)
+
+
+@app.command("audit")
+def audit(
+    customer: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option()] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """The audit trail, newest first."""
+    from operations.audit_log import list_records
+
+    _print(_run(lambda ctx: list_records(ctx, customer, limit)), as_json, _table)
+
+
+# --- processes -----------------------------------------------------------------------
+
+
+@app.command("worker")
+def worker() -> None:
+    """Run the Temporal worker (workflows and activities) until SIGTERM/SIGINT."""
+    import worker as worker_module
+
+    worker_module.main()
+
+
+@app.command("api")
+def api(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Run the HTTP API (payment webhook, status, re-runs, metrics)."""
+    from api.server import serve
+
+    settings = _settings()
+    serve(host or settings.api_host, port or settings.api_port)
+
+
+@app.command("dev")
+def dev(
+    demo: Annotated[bool, typer.Option("--demo", help="Load and play the worked example.")] = False,
+    data_dir: Annotated[str, typer.Option()] = ".data",
+    temporal_port: Annotated[int, typer.Option()] = 7233,
+    ui_port: Annotated[int, typer.Option()] = 8233,
+    smtp_port: Annotated[int, typer.Option()] = 1025,
+    mail_port: Annotated[int, typer.Option()] = 8025,
+    api_port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Run the whole stack on this machine; Ctrl-C stops everything."""
+    from devstack.supervisor import DevOptions, run_dev
+
+    options = DevOptions(data_dir=data_dir, temporal_port=temporal_port, ui_port=ui_port,
+                         smtp_port=smtp_port, mail_port=mail_port, api_port=api_port, demo=demo)
+    raise typer.Exit(run_dev(options))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

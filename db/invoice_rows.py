@@ -1,0 +1,61 @@
+"""Reads of invoice rows and their allocations (writes go through db/ledger.py).
+
+(db/invoices.py holds the invoice workflow's own facts and marks.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import class_row
+
+from db.rows import InvoiceRow, columns
+
+
+@dataclass(frozen=True)
+class InvoiceAllocation:
+    """Money of one payment applied to one invoice (derived from the fold)."""
+
+    invoice_number: str
+    processor: str
+    payment_id: str
+    amount: int
+
+
+async def get_invoice(conn: AsyncConnection, customer_id: str, number: str) -> InvoiceRow | None:
+    query = sql.SQL("SELECT {} FROM invoices WHERE customer_id = %s AND number = %s").format(
+        columns(InvoiceRow)
+    )
+    async with conn.cursor(row_factory=class_row(InvoiceRow)) as cur:
+        await cur.execute(query, (customer_id, number))
+        return await cur.fetchone()
+
+
+async def list_invoices(conn: AsyncConnection, customer_id: str, *,
+                        include_cancelled: bool = False) -> list[InvoiceRow]:
+    """Oldest first (issue time, then number)."""
+    query = sql.SQL(
+        "SELECT {} FROM invoices WHERE customer_id = %(c)s"
+        " AND (%(all)s OR cancelled_at IS NULL) ORDER BY issued_at, number"
+    ).format(columns(InvoiceRow))
+    async with conn.cursor(row_factory=class_row(InvoiceRow)) as cur:
+        await cur.execute(query, {"c": customer_id, "all": include_cancelled})
+        return await cur.fetchall()
+
+
+async def list_allocations(conn: AsyncConnection, customer_id: str) -> list[InvoiceAllocation]:
+    """Where each applied payment of the customer went, by invoice then payment."""
+    async with conn.cursor(row_factory=class_row(InvoiceAllocation)) as cur:
+        await cur.execute(
+            """
+            SELECT i.number AS invoice_number, p.processor, p.payment_id, a.amount
+              FROM allocations a
+              JOIN invoices i ON i.id = a.invoice_id
+              JOIN payments p ON p.id = a.payment_row_id
+             WHERE a.customer_id = %s
+             ORDER BY i.issued_at, i.number, p.id
+            """,
+            (customer_id,),
+        )
+        return await cur.fetchall()

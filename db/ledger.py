@@ -1,0 +1,472 @@
+"""The money transactions: issue an invoice, apply / reverse a payment, re-evaluate.
+
+Each function is one transaction (a savepoint when the caller already has one open),
+serialised per customer by locking its row, and ends by recomputing the customer's whole
+fold with the domain (db/fold.py). Instants recorded (service change, reversal,
+assignment) are the ``now`` passed in, never the database clock: workflows pass
+``workflow.now()`` so time-skipping tests hold. Whether an invoice is past its suspension
+time is what its workflow recorded (invoices.suspension_reached_at), not a clock reading.
+
+Idempotent retries: with a ``token``, the first committed result is stored in
+customer_operations and any later call with that token returns it and does nothing else.
+Results are frozen dataclasses that round-trip through JSON (db/codec.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Literal
+
+from psycopg import AsyncConnection, Rollback, sql
+from psycopg.rows import class_row
+
+from db.audit import customer_target, invoice_target, payment_target, record_audit
+from db.codec import dumps
+from db.errors import CurrencyMismatch, InvalidValue, UnknownPayment
+from db.fold import (
+    FoldOutcome,
+    InvoiceChange,
+    PendingInvoice,
+    ServiceTransition,
+    customer_class,
+    decide_and_record_service,
+    live_invoices,
+    lock_customer,
+    refold,
+)
+from db.invoice_rows import get_invoice
+from db.payments import get_payment
+from db.rows import (
+    AuditEntry,
+    AuditInfo,
+    ClassRow,
+    CustomerRow,
+    InvoiceRow,
+    PaymentRow,
+    columns,
+)
+from db.tokens import store_result, stored_result
+
+__all__ = [
+    "ApplyPayment", "ApplyPaymentResult", "EvaluateService", "EvaluateServiceResult",
+    "InvoiceChange", "IssueInvoice", "IssueInvoiceResult", "PaymentAllocation", "Reevaluate",
+    "ReevaluateResult", "ReversePayment", "ReversePaymentResult", "ServiceTransition",
+    "apply_payment", "body_hash", "evaluate_service", "issue_invoice", "reevaluate",
+    "reverse_payment",
+]
+
+PaymentSource = Literal["api", "cli", "temporal", "assigned"]
+
+
+def body_hash(fields_: dict[str, Any]) -> str:
+    """sha256 hex of a canonical JSON form of a payment request (sorted keys, no spaces).
+
+    Callers hash the same normalised fields for a payment whether it ends up matched or
+    unmatched (e.g. processor, payment_id, customer_id, amount as given, currency,
+    received_at), so a resend is recognised as the same request.
+    """
+    canonical = dumps(fields_, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- issue_invoice
+@dataclass(frozen=True)
+class IssueInvoice:
+    customer_id: str
+    number: str
+    new_charges: int                  # minor units, >= 0
+    issued_at: datetime               # aware
+    due_text: str                     # as given ("2024-06-30" or an ISO datetime)
+    overdue_at: datetime              # D, from domain.schedule.overdue_instant
+    suspend_at: datetime              # S, from domain.schedule.suspension_instant
+    token: str | None = None
+    audit: AuditInfo | None = None    # given when a person issues it by hand
+
+
+@dataclass(frozen=True)
+class IssueInvoiceResult:
+    """``created``; ``exists`` (same data, nothing changed); ``conflict`` (other data,
+    nothing written; ``invoice`` is the stored one and ``conflict_fields`` names what differs)."""
+
+    status: Literal["created", "exists", "conflict"]
+    invoice: InvoiceRow
+    conflict_fields: tuple[str, ...]
+    changes: tuple[InvoiceChange, ...]  # other invoices re-evaluated (back-dated issue)
+    customer_id: str
+    class_name: str
+    currency: str
+    balance: int
+    credit: int
+    service_state: str
+
+
+_INVOICE_INPUTS = ("new_charges", "issued_at", "due_text", "overdue_at", "suspend_at")
+
+
+async def issue_invoice(conn: AsyncConnection, cmd: IssueInvoice) -> IssueInvoiceResult:
+    """Store a new invoice with amount due, remaining and statuses from the fold.
+
+    Makes no service decision (no ``now``): the invoice's suspension step calls
+    ``evaluate_service``. Raises UnknownCustomer, InvalidValue.
+    """
+    _require_aware(cmd.issued_at, cmd.overdue_at, cmd.suspend_at)
+    if cmd.new_charges < 0:
+        raise InvalidValue("new charges must not be negative")
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)
+        if (done := await stored_result(conn, cmd.token, "issue_invoice",
+                                        IssueInvoiceResult)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        existing = await get_invoice(conn, cmd.customer_id, cmd.number)
+        if existing is not None:
+            differs = tuple(name for name in _INVOICE_INPUTS
+                            if getattr(existing, name) != getattr(cmd, name))
+            result = IssueInvoiceResult(
+                status="conflict" if differs else "exists", invoice=existing,
+                conflict_fields=differs, changes=(), customer_id=customer.id,
+                class_name=klass.name, currency=klass.currency, balance=customer.balance,
+                credit=customer.credit, service_state=customer.service_state)
+        else:
+            pending = PendingInvoice(cmd.number, cmd.issued_at, cmd.due_text, cmd.overdue_at,
+                                     cmd.suspend_at, cmd.new_charges)
+            outcome = await refold(conn, customer, klass, now=None, reason="invoice issued",
+                                   pending=pending)
+            invoice = next(i for i in outcome.invoices if i.number == cmd.number)
+            result = IssueInvoiceResult(
+                status="created", invoice=invoice, conflict_fields=(), changes=outcome.changes,
+                customer_id=customer.id, class_name=klass.name, currency=klass.currency,
+                balance=outcome.customer.balance, credit=outcome.customer.credit,
+                service_state=outcome.customer.service_state)
+            if cmd.audit is not None:
+                await record_audit(conn, AuditEntry.of(
+                    cmd.audit, "invoice.issue", invoice_target(customer.id, cmd.number),
+                    on_behalf_of=customer.id, after=invoice))
+        await store_result(conn, cmd.token, "issue_invoice", customer.id, result)
+        return result
+
+
+# --------------------------------------------------------------------------- apply_payment
+@dataclass(frozen=True)
+class ApplyPayment:
+    processor: str
+    payment_id: str
+    customer_id: str
+    amount: int                       # minor units, > 0
+    currency: str                     # must equal the class currency
+    received_at: datetime
+    body_hash: str                    # sha256 hex of the canonical request (body_hash())
+    source: PaymentSource
+    now: datetime                     # when it happened (service change time)
+    token: str | None = None
+    audit: AuditInfo | None = None    # given when a person posts it by hand
+
+
+@dataclass(frozen=True)
+class PaymentAllocation:
+    invoice_number: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class ApplyPaymentResult:
+    """``accepted``; ``duplicate`` (same id and body: nothing changed); ``conflict`` (same id,
+    other body: nothing written). ``payment`` is None when the id is held by an unmatched
+    payment (finance assigns it, see db/unmatched.py)."""
+
+    status: Literal["accepted", "duplicate", "conflict"]
+    payment: PaymentRow | None
+    allocations: tuple[PaymentAllocation, ...]  # where this payment went (accepted only)
+    changes: tuple[InvoiceChange, ...]
+    service: ServiceTransition | None
+    customer_id: str
+    currency: str
+    balance: int
+    credit: int
+    service_state: str
+
+
+async def apply_payment(conn: AsyncConnection, cmd: ApplyPayment) -> ApplyPaymentResult:
+    """Record a payment and re-evaluate the customer. Raises UnknownCustomer (the caller
+    then records it as unmatched), CurrencyMismatch, InvalidValue; nothing written then."""
+    _require_aware(cmd.received_at, cmd.now)
+    if cmd.amount <= 0:
+        raise InvalidValue("payment amount must be greater than zero")
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)
+        if (done := await stored_result(conn, cmd.token, "apply_payment",
+                                        ApplyPaymentResult)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        await lock_payment_key(conn, cmd.processor, cmd.payment_id)
+        status, existing = await _known_payment(conn, cmd.processor, cmd.payment_id,
+                                                cmd.body_hash)
+        if status is not None:
+            result = ApplyPaymentResult(
+                status=status, payment=existing, allocations=(), changes=(), service=None,
+                customer_id=customer.id, currency=klass.currency, balance=customer.balance,
+                credit=customer.credit, service_state=customer.service_state)
+        else:
+            if cmd.currency != klass.currency:
+                raise CurrencyMismatch(cmd.currency, klass.currency, klass.name)
+            result = await insert_payment_and_refold(
+                conn, customer, klass, cmd.processor, cmd.payment_id, cmd.amount,
+                cmd.received_at, cmd.body_hash, cmd.source, cmd.now, cmd.audit)
+        await store_result(conn, cmd.token, "apply_payment", customer.id, result)
+        return result
+
+
+async def insert_payment_and_refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow,
+                                    processor: str, payment_id: str, amount: int,
+                                    received_at: datetime, hash_: str, source: PaymentSource,
+                                    now: datetime, audit: AuditInfo | None,
+                                    reason: str | None = None) -> ApplyPaymentResult:
+    """Shared by apply_payment and assign_unmatched: caller holds the customer lock."""
+    query = sql.SQL(
+        "INSERT INTO payments (processor, payment_id, customer_id, amount, currency,"
+        " received_at, body_hash, source) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " RETURNING {}"
+    ).format(columns(PaymentRow))
+    async with conn.cursor(row_factory=class_row(PaymentRow)) as cur:
+        await cur.execute(query, (processor, payment_id, customer.id, amount, klass.currency,
+                                  received_at, hash_, source))
+        payment = await cur.fetchone()
+    assert payment is not None
+    outcome = await refold(conn, customer, klass, now=now,
+                           reason=reason or f"payment {processor}/{payment_id} applied")
+    if audit is not None:
+        await record_audit(conn, AuditEntry.of(
+            audit, "payment.post", payment_target(processor, payment_id),
+            on_behalf_of=customer.id, after=payment))
+    return ApplyPaymentResult(
+        status="accepted", payment=payment, allocations=_allocations_of(outcome, payment.id),
+        changes=outcome.changes, service=outcome.service, customer_id=customer.id,
+        currency=klass.currency, balance=outcome.customer.balance,
+        credit=outcome.customer.credit, service_state=outcome.customer.service_state)
+
+
+# ------------------------------------------------------------------------- reverse_payment
+@dataclass(frozen=True)
+class ReversePayment:
+    processor: str
+    payment_id: str
+    now: datetime
+    reason: str | None = None         # e.g. "chargeback"; also the service event's reason
+    token: str | None = None
+    audit: AuditInfo | None = None
+
+
+@dataclass(frozen=True)
+class ReversePaymentResult:
+    """``reversed``; ``already_reversed`` (nothing changed)."""
+
+    status: Literal["reversed", "already_reversed"]
+    payment: PaymentRow
+    changes: tuple[InvoiceChange, ...]
+    service: ServiceTransition | None
+    customer_id: str
+    currency: str
+    balance: int
+    credit: int
+    service_state: str
+
+
+async def reverse_payment(conn: AsyncConnection, cmd: ReversePayment) -> ReversePaymentResult:
+    """Reverse a payment: the fold runs again without it (SPEC 2.2). Raises UnknownPayment."""
+    _require_aware(cmd.now)
+    async with conn.transaction():
+        found = await get_payment(conn, cmd.processor, cmd.payment_id)
+        if found is None:
+            detail = ("it is an unmatched payment that was never applied"
+                      if await _is_unmatched(conn, cmd.processor, cmd.payment_id) else "")
+            raise UnknownPayment(cmd.processor, cmd.payment_id, detail)
+        customer = await lock_customer(conn, found.customer_id)
+        if (done := await stored_result(conn, cmd.token, "reverse_payment",
+                                        ReversePaymentResult)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        before = await get_payment(conn, cmd.processor, cmd.payment_id)  # re-read under lock
+        assert before is not None
+        if before.status == "reversed":
+            result = ReversePaymentResult(
+                status="already_reversed", payment=before, changes=(), service=None,
+                customer_id=customer.id, currency=klass.currency, balance=customer.balance,
+                credit=customer.credit, service_state=customer.service_state)
+        else:
+            query = sql.SQL(
+                "UPDATE payments SET status = 'reversed', reversed_at = %s WHERE id = %s"
+                " RETURNING {}"
+            ).format(columns(PaymentRow))
+            async with conn.cursor(row_factory=class_row(PaymentRow)) as cur:
+                await cur.execute(query, (cmd.now, before.id))
+                after = await cur.fetchone()
+            assert after is not None
+            why = f"payment {cmd.processor}/{cmd.payment_id} reversed"
+            outcome = await refold(conn, customer, klass, now=cmd.now,
+                                   reason=f"{why}: {cmd.reason}" if cmd.reason else why)
+            if cmd.audit is not None:
+                await record_audit(conn, AuditEntry.of(
+                    _with_reason(cmd.audit, cmd.reason), "payment.reverse",
+                    payment_target(cmd.processor, cmd.payment_id), on_behalf_of=customer.id,
+                    before=before, after=after))
+            result = ReversePaymentResult(
+                status="reversed", payment=after, changes=outcome.changes,
+                service=outcome.service, customer_id=customer.id, currency=klass.currency,
+                balance=outcome.customer.balance, credit=outcome.customer.credit,
+                service_state=outcome.customer.service_state)
+        await store_result(conn, cmd.token, "reverse_payment", customer.id, result)
+        return result
+
+
+# ------------------------------------------------------------------------------ reevaluate
+@dataclass(frozen=True)
+class Reevaluate:
+    customer_id: str
+    now: datetime
+    dry_run: bool = False
+    reason: str = "re-run"
+    token: str | None = None
+    audit: AuditInfo | None = None    # finance re-run: audited (not in a dry run)
+
+
+@dataclass(frozen=True)
+class ReevaluateResult:
+    customer_id: str
+    dry_run: bool
+    threshold: int                    # the class threshold used
+    changes: tuple[InvoiceChange, ...]
+    service: ServiceTransition | None  # event_id None in a dry run
+    currency: str
+    balance: int
+    credit: int
+    service_state: str                # after (what it would be, in a dry run)
+
+
+async def reevaluate(conn: AsyncConnection, cmd: Reevaluate) -> ReevaluateResult:
+    """Re-run the fold, statuses and service decision with the class's current settings.
+
+    A dry run computes the same result and rolls everything back (token not stored).
+    """
+    _require_aware(cmd.now)
+    result: ReevaluateResult | None = None
+    async with conn.transaction() as tx:
+        customer = await lock_customer(conn, cmd.customer_id)
+        if not cmd.dry_run and (done := await stored_result(
+                conn, cmd.token, "reevaluate", ReevaluateResult)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        outcome = await refold(conn, customer, klass, now=cmd.now, reason=cmd.reason)
+        result = _reevaluate_result(cmd, klass.threshold, klass.currency, outcome)
+        if cmd.dry_run:
+            raise Rollback(tx)
+        if cmd.audit is not None:
+            await record_audit(conn, AuditEntry.of(
+                cmd.audit, "customer.rerun", customer_target(customer.id),
+                on_behalf_of=customer.id,
+                before={"service_state": customer.service_state},
+                after={"changes": result.changes, "service": result.service,
+                       "threshold": klass.threshold}))
+        await store_result(conn, cmd.token, "reevaluate", customer.id, result)
+    assert result is not None
+    return result
+
+
+def _reevaluate_result(cmd: Reevaluate, threshold: int, currency: str,
+                       outcome: FoldOutcome) -> ReevaluateResult:
+    service = outcome.service
+    if cmd.dry_run and service is not None:
+        # The service_events row is rolled back with the rest; do not hand out its id.
+        service = ServiceTransition(**{f.name: getattr(service, f.name)
+                                       for f in fields(service) if f.name != "event_id"},
+                                    event_id=None)
+    return ReevaluateResult(
+        customer_id=cmd.customer_id, dry_run=cmd.dry_run, threshold=threshold,
+        changes=outcome.changes, service=service, currency=currency,
+        balance=outcome.customer.balance, credit=outcome.customer.credit,
+        service_state=outcome.customer.service_state)
+
+
+# ------------------------------------------------------------------------ evaluate_service
+@dataclass(frozen=True)
+class EvaluateService:
+    customer_id: str
+    now: datetime
+    reason: str                       # e.g. "invoice INV-06 reached its suspension time"
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class EvaluateServiceResult:
+    customer_id: str
+    service_state: str                # after
+    causes: tuple[str, ...]           # invoices that keep it suspended
+    service: ServiceTransition | None
+
+
+async def evaluate_service(conn: AsyncConnection, cmd: EvaluateService) -> EvaluateServiceResult:
+    """Only the service decision, over the stored invoice statuses and the suspension
+    times their workflows recorded; a change is recorded as happening at ``now``."""
+    _require_aware(cmd.now)
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)
+        if (done := await stored_result(conn, cmd.token, "evaluate_service",
+                                        EvaluateServiceResult)) is not None:
+            return done
+        invoices = tuple(await live_invoices(conn, customer.id))
+        after, service, causes = await decide_and_record_service(
+            conn, customer, invoices, cmd.now, cmd.reason)
+        result = EvaluateServiceResult(customer.id, after.service_state, causes, service)
+        await store_result(conn, cmd.token, "evaluate_service", customer.id, result)
+        return result
+
+
+# -------------------------------------------------------------------------------- helpers
+async def lock_payment_key(conn: AsyncConnection, processor: str, payment_id: str) -> None:
+    """Serialise everything about one (processor, payment_id), matched or unmatched."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                       (f"payment:{processor}\x1f{payment_id}",))
+
+
+async def _known_payment(
+    conn: AsyncConnection, processor: str, payment_id: str, hash_: str
+) -> tuple[Literal["duplicate", "conflict"] | None, PaymentRow | None]:
+    """Same id seen before (as a payment or an unmatched payment): duplicate or conflict."""
+    existing = await get_payment(conn, processor, payment_id)
+    if existing is not None:
+        return ("duplicate" if existing.body_hash == hash_ else "conflict"), existing
+    cur = await conn.execute(
+        "SELECT body_hash FROM unmatched_payments WHERE processor = %s AND payment_id = %s",
+        (processor, payment_id),
+    )
+    row = await cur.fetchone()
+    if row is not None:
+        return ("duplicate" if row[0] == hash_ else "conflict"), None
+    return None, None
+
+
+async def _is_unmatched(conn: AsyncConnection, processor: str, payment_id: str) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM unmatched_payments WHERE processor = %s AND payment_id = %s"
+        " AND status = 'unmatched'",
+        (processor, payment_id),
+    )
+    return await cur.fetchone() is not None
+
+
+def _allocations_of(outcome: FoldOutcome, payment_row_id: int) -> tuple[PaymentAllocation, ...]:
+    return tuple(PaymentAllocation(number, amount)
+                 for pid, number, amount in outcome.allocations if pid == payment_row_id)
+
+
+def _with_reason(info: AuditInfo, reason: str | None) -> AuditInfo:
+    if info.reason is not None or reason is None:
+        return info
+    return AuditInfo(info.actor, info.realm, reason, info.request_id)
+
+
+def _require_aware(*instants: datetime) -> None:
+    for instant in instants:
+        if instant.tzinfo is None or instant.utcoffset() is None:
+            raise InvalidValue(f"instant {instant.isoformat()} must be timezone-aware")

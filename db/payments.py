@@ -1,0 +1,28 @@
+"""Reads of payments (writes go through db/ledger.py and db/unmatched.py)."""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import class_row
+
+from db.rows import PaymentRow, columns
+
+
+async def get_payment(conn: AsyncConnection, processor: str, payment_id: str) -> PaymentRow | None:
+    query = sql.SQL("SELECT {} FROM payments WHERE processor = %s AND payment_id = %s").format(
+        columns(PaymentRow)
+    )
+    async with conn.cursor(row_factory=class_row(PaymentRow)) as cur:
+        await cur.execute(query, (processor, payment_id))
+        return await cur.fetchone()
+
+
+async def list_payments(conn: AsyncConnection, customer_id: str) -> list[PaymentRow]:
+    """Every payment of the customer, reversed ones too, in recording order."""
+    query = sql.SQL("SELECT {} FROM payments WHERE customer_id = %s ORDER BY id").format(
+        columns(PaymentRow)
+    )
+    async with conn.cursor(row_factory=class_row(PaymentRow)) as cur:
+        await cur.execute(query, (customer_id,))
+        return await cur.fetchall()
+

@@ -1,0 +1,179 @@
+"""Payments for customers we do not know: stored for finance, then assigned (SPEC 4.3).
+
+A (processor, payment_id) lives either here or in payments, never applied twice:
+apply_payment treats an id held here as already received (duplicate/conflict), and
+assigning turns it into a payment (source 'assigned') in one audited transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import class_row
+
+from db.audit import record_audit, unmatched_target
+from db.codec import jsonb
+from db.errors import CurrencyMismatch, InvalidValue, UnknownPayment
+from db.fold import customer_class, lock_customer
+from db.ledger import ApplyPaymentResult, insert_payment_and_refold, lock_payment_key
+from db.payments import get_payment
+from db.rows import AuditEntry, AuditInfo, PaymentRow, UnmatchedRow, columns
+from db.tokens import store_result, stored_result
+from domain.money import currency as lookup_currency
+from domain.money import parse_amount
+
+
+@dataclass(frozen=True)
+class RecordUnmatched:
+    processor: str
+    payment_id: str
+    customer_ref: str                 # the customer id the processor sent
+    amount: str                       # as received (parsed with the class currency on assign)
+    currency: str
+    received_at: datetime
+    body: dict[str, Any]              # the request body, for finance
+    body_hash: str                    # same canonical hash as ApplyPayment.body_hash
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordUnmatchedResult:
+    """``unmatched`` (stored now); ``duplicate`` (same id and body seen before, nothing
+    changed); ``conflict`` (same id, other body, nothing written)."""
+
+    status: Literal["unmatched", "duplicate", "conflict"]
+    unmatched: UnmatchedRow | None    # the stored row (None when the id is a real payment)
+    payment: PaymentRow | None        # the payment holding this id, if any
+
+
+async def record_unmatched(conn: AsyncConnection, cmd: RecordUnmatched) -> RecordUnmatchedResult:
+    """Store a payment whose customer is unknown; idempotent by (processor, payment_id)."""
+    if cmd.received_at.tzinfo is None:
+        raise InvalidValue("received_at must be timezone-aware")
+    async with conn.transaction():
+        await lock_payment_key(conn, cmd.processor, cmd.payment_id)
+        if (done := await stored_result(conn, cmd.token, "record_unmatched",
+                                        RecordUnmatchedResult)) is not None:
+            return done
+        result = await _record(conn, cmd)
+        await store_result(conn, cmd.token, "record_unmatched", None, result)
+        return result
+
+
+async def _record(conn: AsyncConnection, cmd: RecordUnmatched) -> RecordUnmatchedResult:
+    payment = await get_payment(conn, cmd.processor, cmd.payment_id)
+    if payment is not None:
+        status = "duplicate" if payment.body_hash == cmd.body_hash else "conflict"
+        return RecordUnmatchedResult(status, None, payment)
+    existing = await get_unmatched(conn, cmd.processor, cmd.payment_id)
+    if existing is not None:
+        status = "duplicate" if existing.body_hash == cmd.body_hash else "conflict"
+        return RecordUnmatchedResult(status, existing, None)
+    query = sql.SQL(
+        "INSERT INTO unmatched_payments (processor, payment_id, customer_ref, amount, currency,"
+        " received_at, body, body_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {}"
+    ).format(columns(UnmatchedRow))
+    async with conn.cursor(row_factory=class_row(UnmatchedRow)) as cur:
+        await cur.execute(query, (cmd.processor, cmd.payment_id, cmd.customer_ref, cmd.amount,
+                                  cmd.currency, cmd.received_at, jsonb(cmd.body), cmd.body_hash))
+        row = await cur.fetchone()
+    return RecordUnmatchedResult("unmatched", row, None)
+
+
+@dataclass(frozen=True)
+class AssignUnmatched:
+    processor: str
+    payment_id: str
+    customer_id: str
+    now: datetime                     # assigned_at and the service change time
+    audit: AuditInfo                  # always a person (finance)
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class AssignUnmatchedResult:
+    """``assigned``: ``applied`` is the payment's full ApplyPaymentResult (status accepted);
+    ``already_assigned``: nothing changed, ``applied`` is None."""
+
+    status: Literal["assigned", "already_assigned"]
+    unmatched: UnmatchedRow
+    applied: ApplyPaymentResult | None
+
+
+async def assign_unmatched(conn: AsyncConnection, cmd: AssignUnmatched) -> AssignUnmatchedResult:
+    """Turn an unmatched payment into a payment of ``customer_id``, audited, one transaction.
+
+    Raises UnknownCustomer, UnknownPayment, CurrencyMismatch, MoneyError (amount as
+    received is not valid for the class currency); nothing written then.
+    """
+    if cmd.now.tzinfo is None:
+        raise InvalidValue("now must be timezone-aware")
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)  # customer first, then key
+        if (done := await stored_result(conn, cmd.token, "assign_unmatched",
+                                        AssignUnmatchedResult)) is not None:
+            return done
+        await lock_payment_key(conn, cmd.processor, cmd.payment_id)
+        before = await get_unmatched(conn, cmd.processor, cmd.payment_id)
+        if before is None:
+            raise UnknownPayment(cmd.processor, cmd.payment_id, "no such unmatched payment")
+        if before.status == "assigned":
+            result = AssignUnmatchedResult("already_assigned", before, None)
+        else:
+            klass = await customer_class(conn, customer)
+            if before.currency != klass.currency:
+                raise CurrencyMismatch(before.currency, klass.currency, klass.name)
+            amount = parse_amount(before.amount, lookup_currency(klass.currency),
+                                  allow_zero=False)
+            applied = await insert_payment_and_refold(
+                conn, customer, klass, before.processor, before.payment_id, amount,
+                before.received_at, before.body_hash, "assigned", cmd.now, None,
+                reason=f"unmatched payment {before.processor}/{before.payment_id} assigned")
+            after = await _mark_assigned(conn, before.id, customer.id, cmd.now, cmd.audit.actor)
+            await record_audit(conn, AuditEntry.of(
+                cmd.audit, "unmatched.assign", unmatched_target(cmd.processor, cmd.payment_id),
+                on_behalf_of=customer.id, before=before,
+                after={"unmatched": after, "payment": applied.payment}))
+            result = AssignUnmatchedResult("assigned", after, applied)
+        await store_result(conn, cmd.token, "assign_unmatched", customer.id, result)
+        return result
+
+
+async def get_unmatched(
+    conn: AsyncConnection, processor: str, payment_id: str
+) -> UnmatchedRow | None:
+    query = sql.SQL(
+        "SELECT {} FROM unmatched_payments WHERE processor = %s AND payment_id = %s"
+    ).format(columns(UnmatchedRow))
+    async with conn.cursor(row_factory=class_row(UnmatchedRow)) as cur:
+        await cur.execute(query, (processor, payment_id))
+        return await cur.fetchone()
+
+
+async def list_unmatched(conn: AsyncConnection, *,
+                         status: Literal["unmatched", "assigned"] | None = "unmatched",
+                         limit: int = 100) -> list[UnmatchedRow]:
+    """Oldest first; ``status=None`` lists every one."""
+    query = sql.SQL(
+        "SELECT {} FROM unmatched_payments WHERE (%(status)s::text IS NULL OR status = %(status)s)"
+        " ORDER BY id LIMIT %(limit)s"
+    ).format(columns(UnmatchedRow))
+    async with conn.cursor(row_factory=class_row(UnmatchedRow)) as cur:
+        await cur.execute(query, {"status": status, "limit": limit})
+        return await cur.fetchall()
+
+
+async def _mark_assigned(conn: AsyncConnection, row_id: int, customer_id: str, at: datetime,
+                         actor: str) -> UnmatchedRow:
+    query = sql.SQL(
+        "UPDATE unmatched_payments SET status = 'assigned', assigned_customer = %s,"
+        " assigned_at = %s, assigned_by = %s WHERE id = %s RETURNING {}"
+    ).format(columns(UnmatchedRow))
+    async with conn.cursor(row_factory=class_row(UnmatchedRow)) as cur:
+        await cur.execute(query, (customer_id, at, actor, row_id))
+        row = await cur.fetchone()
+    assert row is not None
+    return row

@@ -1,0 +1,235 @@
+"""Invoices, payments and balance-forward allocation (SPEC 2.2).
+
+A customer's whole money state is one pure fold, ``build_ledger(invoices, payments)``: the
+database stores its output and recomputes it whenever an input changes. Keeping it a
+function of its inputs (rather than a sequence of updates) is what makes a reversal exact:
+reversing a payment is folding again without it (``reverse``).
+
+The rules, all applied in ``build_ledger`` and nowhere else:
+
+- Events happen in instant order: invoice ``issued_at``, payment ``received_at``. At the
+  same instant invoices come first, so a payment stamped with an invoice's issue time counts
+  as received *after* that invoice was issued. Invoices among themselves go by
+  (issued_at, number); payments at the same instant keep the order the caller gave.
+- An invoice's own open amount starts at its new charges. A payment reduces open amounts
+  oldest invoice first (issued_at, then number). Money left when every invoice is paid is
+  unapplied credit, kept per source payment, oldest first.
+- When an invoice is issued, existing credit is applied to it at once, oldest credit first.
+- previous balance = open amounts of older invoices - credit, just before the invoice is
+  issued (one of the two is always 0); amount due = previous balance + new charges;
+  remaining = max(0, amount due - payments received after issue)
+          = open amounts of this invoice and every older one.
+
+All amounts are integer minor units of the customer's one currency.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class InvoiceEntry:
+    """An invoice as issued: its number is unique per customer, new charges >= 0."""
+
+    number: str
+    issued_at: datetime
+    new_charges: int
+
+    def __post_init__(self) -> None:
+        _require_aware(self.issued_at, f"invoice {self.number!r} issued_at")
+        _require_int(self.new_charges, f"invoice {self.number!r} new_charges")
+        if self.new_charges < 0:
+            raise ValueError(f"invoice {self.number!r} has negative new charges")
+
+
+@dataclass(frozen=True)
+class PaymentEntry:
+    """A payment as received; ``key`` identifies it (e.g. "stripe:pi_123"), amount > 0."""
+
+    key: str
+    received_at: datetime
+    amount: int
+
+    def __post_init__(self) -> None:
+        _require_aware(self.received_at, f"payment {self.key!r} received_at")
+        _require_int(self.amount, f"payment {self.key!r} amount")
+        if self.amount <= 0:
+            raise ValueError(f"payment {self.key!r} amount must be positive")
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Money of one payment applied to one invoice.
+
+    Credit applied to a later invoice is also an Allocation of the payment it came from,
+    so every unit of every payment can be traced to an invoice or to ``Ledger.credit``.
+    """
+
+    payment_key: str
+    invoice_number: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class InvoiceBalance:
+    """One invoice after the fold; field meanings are in the module docstring."""
+
+    number: str
+    issued_at: datetime
+    new_charges: int
+    previous_balance: int
+    amount_due: int
+    open_amount: int
+    remaining: int
+    received: int
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """A customer's money state: invoices oldest first, allocations in the order they happened."""
+
+    invoices: tuple[InvoiceBalance, ...]
+    allocations: tuple[Allocation, ...]
+    credit: int
+    balance: int
+
+    def invoice(self, number: str) -> InvoiceBalance:
+        for balance in self.invoices:
+            if balance.number == number:
+                return balance
+        raise KeyError(f"no invoice {number!r} in this ledger")
+
+
+def build_ledger(invoices: Iterable[InvoiceEntry], payments: Iterable[PaymentEntry]) -> Ledger:
+    """Fold invoices and payments, in the order they happened, into a Ledger."""
+    ordered_invoices = sorted(invoices, key=lambda inv: (inv.issued_at, inv.number))
+    # sorted() is stable, so payments at the same instant keep the order they were recorded.
+    ordered_payments = sorted(payments, key=lambda pay: pay.received_at)
+    _require_unique([inv.number for inv in ordered_invoices], "invoice number")
+    _require_unique([pay.key for pay in ordered_payments], "payment key")
+
+    fold = _Fold()
+    pending = deque(ordered_payments)
+    for entry in ordered_invoices:
+        # Invoices win ties: only payments strictly earlier than the issue go before it.
+        while pending and pending[0].received_at < entry.issued_at:
+            fold.receive(pending.popleft())
+        fold.issue(entry)
+    while pending:
+        fold.receive(pending.popleft())
+    return fold.result()
+
+
+def reverse(
+    invoices: Iterable[InvoiceEntry], payments: Iterable[PaymentEntry], payment_key: str
+) -> Ledger:
+    """The ledger after reversing one payment: exactly as if it had never arrived."""
+    payments = list(payments)
+    if all(payment.key != payment_key for payment in payments):
+        raise ValueError(f"cannot reverse unknown payment {payment_key!r}")
+    return build_ledger(invoices, [p for p in payments if p.key != payment_key])
+
+
+@dataclass
+class _CreditLot:
+    """Unapplied money of one payment; mutable, lives only inside a fold."""
+
+    payment_key: str
+    amount: int
+
+
+class _Fold:
+    """The mutable state of one build_ledger run; never escapes it."""
+
+    def __init__(self) -> None:
+        self.entries: list[InvoiceEntry] = []  # oldest first, the allocation order
+        self.previous_balance: dict[str, int] = {}
+        self.open: dict[str, int] = {}
+        self.received: dict[str, int] = {}
+        self.credit: deque[_CreditLot] = deque()  # oldest first
+        self.allocations: list[Allocation] = []
+
+    def issue(self, entry: InvoiceEntry) -> None:
+        self.previous_balance[entry.number] = sum(self.open.values()) - self._credit_total()
+        self.entries.append(entry)
+        self.open[entry.number] = entry.new_charges
+        self.received[entry.number] = 0
+        while self.credit and self.open[entry.number] > 0:
+            lot = self.credit[0]
+            applied = min(lot.amount, self.open[entry.number])
+            self._allocate(lot.payment_key, entry.number, applied)
+            lot.amount -= applied
+            if lot.amount == 0:
+                self.credit.popleft()
+
+    def receive(self, payment: PaymentEntry) -> None:
+        left = payment.amount
+        for entry in self.entries:
+            if left == 0:
+                break
+            applied = min(left, self.open[entry.number])
+            if applied > 0:
+                self._allocate(payment.key, entry.number, applied)
+                left -= applied
+        if left > 0:
+            self.credit.append(_CreditLot(payment.key, left))
+
+    def _allocate(self, payment_key: str, number: str, amount: int) -> None:
+        self.allocations.append(Allocation(payment_key, number, amount))
+        self.open[number] -= amount
+        self.received[number] += amount
+
+    def _credit_total(self) -> int:
+        return sum(lot.amount for lot in self.credit)
+
+    def result(self) -> Ledger:
+        balances = []
+        open_so_far = 0  # open amounts of this invoice and every older one
+        for entry in self.entries:
+            open_so_far += self.open[entry.number]
+            previous = self.previous_balance[entry.number]
+            balances.append(
+                InvoiceBalance(
+                    number=entry.number,
+                    issued_at=entry.issued_at,
+                    new_charges=entry.new_charges,
+                    previous_balance=previous,
+                    amount_due=previous + entry.new_charges,
+                    open_amount=self.open[entry.number],
+                    remaining=open_so_far,
+                    received=self.received[entry.number],
+                )
+            )
+        credit = self._credit_total()
+        return Ledger(
+            invoices=tuple(balances),
+            allocations=tuple(self.allocations),
+            credit=credit,
+            balance=sum(self.open.values()) - credit,
+        )
+
+
+def _require_aware(value: datetime, what: str) -> None:
+    if not isinstance(value, datetime):
+        raise ValueError(f"{what} must be a datetime, got {value!r}")
+    # A naive datetime cannot be ordered against aware ones, and guessing its zone would
+    # silently move a payment before or after an invoice.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+
+
+def _require_int(value: int, what: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{what} must be an int of minor units, got {value!r}")
+
+
+def _require_unique(values: Sequence[str], what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"duplicate {what} {value!r}")
+        seen.add(value)

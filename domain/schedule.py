@@ -1,0 +1,325 @@
+"""The dunning schedule: durations, due dates and the steps of an invoice (SPEC 2.5).
+
+D is the overdue instant (``overdue_instant``), S = D + grace the suspension instant
+(``suspension_instant``). ``plan_steps`` lays out every step of an invoice in advance;
+``decide_steps`` says which of the steps that are due now run and which are skipped
+because their time had passed. Whether a step that runs actually sends anything
+("collect and remaining > 0 at that moment") is for the caller to check.
+
+Durations are exact elapsed time: "3d" is 72 hours even across a DST change. Only the
+due *date* is read in the class's time zone; every instant here is an aware datetime.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_DURATION_EXAMPLES = "use e.g. 30s, 15m, 12h, 3d or ISO 8601 PT30S, P3D"
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}  # largest first: format relies on it
+# Up to 15 digits: longer numbers are typos, and int() of huge strings is slow. The short
+# form is lower-case only, so "3M" can never be mistaken for three months.
+_SHORT = re.compile(r"([0-9]{1,15})([dhms])")
+_ISO = re.compile(
+    r"P(?:(?P<w>[0-9]{1,15})W)?(?:(?P<d>[0-9]{1,15})D)?"
+    r"(?:T(?=[0-9])(?:(?P<h>[0-9]{1,15})H)?(?:(?P<m>[0-9]{1,15})M)?(?:(?P<s>[0-9]{1,15})S)?)?",
+    re.IGNORECASE,
+)
+# A Y, or an M before any T, is a calendar unit whose length depends on the date.
+_CALENDAR_UNITS = re.compile(r"P[^T]*[YM]", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse "30s", "15m", "12h", "3d" (also "0d") or ISO 8601 "PT30S", "P3D", "P1DT12H"."""
+    if not isinstance(text, str):
+        raise ValueError(f"duration must be a string, got {text!r}")
+    value = text.strip()
+    if not value:
+        raise ValueError(f"duration is empty; {_DURATION_EXAMPLES}")
+    if value.startswith("-"):
+        raise ValueError(f"duration '{text}' is negative; durations count forward")
+    if "." in value or "," in value:
+        raise ValueError(f"duration '{text}' has a fraction; use a smaller unit, e.g. 90m")
+    try:
+        parsed = _parse_short(value)
+        if parsed is None:
+            parsed = _parse_iso(text, value)
+    except OverflowError:
+        raise ValueError(f"duration '{text}' is too long") from None
+    if parsed is None:
+        raise ValueError(f"duration '{text}' is not understood; {_DURATION_EXAMPLES}")
+    return parsed
+
+
+def _parse_short(value: str) -> timedelta | None:
+    match = _SHORT.fullmatch(value)
+    if match is None:
+        return None
+    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+def _parse_iso(text: str, value: str) -> timedelta | None:
+    if value[:1].upper() != "P":
+        return None
+    if _CALENDAR_UNITS.match(value):
+        raise ValueError(
+            f"duration '{text}' uses years or months, which have no fixed length; use days"
+        )
+    match = _ISO.fullmatch(value)
+    if match is None or not any(match.groups()):
+        return None
+    parts = {unit: int(number) for unit, number in match.groupdict().items() if number}
+    return timedelta(
+        weeks=parts.get("w", 0),
+        days=parts.get("d", 0),
+        hours=parts.get("h", 0),
+        minutes=parts.get("m", 0),
+        seconds=parts.get("s", 0),
+    )
+
+
+def format_duration(td: timedelta) -> str:
+    """The shortest exact short form: "3d", "12h", "15m", else seconds ("90s"); 0 is "0d"."""
+    if td < timedelta(0):
+        raise ValueError(f"duration {td} is negative")
+    if td.microseconds:
+        raise ValueError(f"duration {td} is not a whole number of seconds")
+    # days/seconds rather than total_seconds(): a float loses exactness on long durations.
+    seconds = td.days * 86400 + td.seconds
+    for unit, size in _UNIT_SECONDS.items():
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    raise AssertionError("unreachable: every whole number of seconds is a multiple of 1s")
+
+
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ].+")
+
+
+def parse_due(text: str) -> date | datetime:
+    """A due date "2026-06-30", or an instant "2026-06-30T12:00:00+02:00" (offset required)."""
+    if not isinstance(text, str):
+        raise ValueError(f"due date must be a string, got {text!r}")
+    value = text.strip()
+    try:
+        if _DATE_ONLY.fullmatch(value):
+            return date.fromisoformat(value)
+        if _DATE_TIME.fullmatch(value):
+            instant = datetime.fromisoformat(value)
+        else:
+            instant = None
+    except ValueError:
+        raise ValueError(f"due date '{text}' is not a valid date or time") from None
+    if instant is None:
+        raise ValueError(
+            f"due date '{text}' must be a date like 2026-06-30 or a date and time with a UTC "
+            "offset like 2026-06-30T12:00:00+02:00"
+        )
+    # A wall-clock time without an offset names a different instant in every zone.
+    if instant.tzinfo is None:
+        raise ValueError(f"due date '{text}' has a time but no UTC offset; add one, e.g. Z")
+    return instant
+
+
+def overdue_instant(due: date | datetime, tz: str = "UTC") -> datetime:
+    """D, as an aware UTC datetime.
+
+    A date means overdue from the next midnight in zone ``tz``: the start of the day after
+    the due date. Where a DST jump skips that midnight (America/Santiago, for instance)
+    the day starts at the jump, its first valid instant. A datetime is D as given.
+
+    Zones other than UTC are read from the tz database, which the Temporal workflow sandbox
+    does not allow: compute D where the invoice is issued and hand workflows the instant.
+    """
+    zone = _zone(tz)
+    if isinstance(due, datetime):  # before date: datetime is a subclass of date
+        if due.tzinfo is None or due.utcoffset() is None:
+            raise ValueError(f"due instant {due.isoformat()} has no UTC offset")
+        return due.astimezone(UTC)
+    if isinstance(due, date):
+        return _start_of_day(due + timedelta(days=1), zone)
+    raise ValueError(f"due must be a date or a datetime, got {due!r}")
+
+
+def _zone(tz: str) -> tzinfo:
+    if not isinstance(tz, str):
+        raise ValueError(f"time zone must be a name like 'America/New_York', got {tz!r}")
+    if tz == "UTC":
+        # No tz database lookup for the default: it is file I/O, and inside the Temporal
+        # workflow sandbox ZoneInfo objects come back wrapped and datetime refuses them.
+        return UTC
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone '{tz}'") from None
+
+
+def _start_of_day(day: date, zone: tzinfo) -> datetime:
+    """The first instant (UTC) at which the local date in ``zone`` is ``day`` or later.
+
+    "Or later" because a zone can skip a whole day (Pacific/Apia skipped 2011-12-30).
+    """
+    wall = datetime.combine(day, time(0), tzinfo=zone)
+    # fold=0 and fold=1 give the two readings of an ambiguous or skipped wall time.
+    candidates = sorted({wall.replace(fold=fold).astimezone(UTC) for fold in (0, 1)})
+    for candidate in candidates:
+        if candidate.astimezone(zone).replace(tzinfo=None) == wall.replace(tzinfo=None):
+            return candidate  # midnight exists; if it happens twice, the first time
+    # Midnight was skipped. The earlier candidate is still on the previous day and the later
+    # one already on ``day``; the jump is between them, at a whole second in tz data.
+    before, after = candidates
+    while after - before > timedelta(seconds=1):
+        middle = before + timedelta(seconds=(after - before) // timedelta(seconds=2))
+        if middle.astimezone(zone).date() >= day:
+            after = middle
+        else:
+            before = middle
+    return after
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A class's dunning schedule: reminders before D, grace until S, warning before S."""
+
+    reminders: tuple[timedelta, ...] = (timedelta(days=3),)
+    grace: timedelta = timedelta(0)
+    warning: timedelta = timedelta(days=1)
+
+    def __post_init__(self) -> None:
+        # Accept any sequence of reminders but store a tuple, so the policy stays hashable.
+        object.__setattr__(self, "reminders", tuple(self.reminders))
+        for name, value in [("grace", self.grace), ("warning", self.warning)] + [
+            ("reminder", r) for r in self.reminders
+        ]:
+            if not isinstance(value, timedelta):
+                raise ValueError(f"{name} must be a timedelta, got {value!r}")
+            if value < timedelta(0) or value.microseconds:
+                raise ValueError(f"{name} must be a whole, non-negative number of seconds")
+
+    @classmethod
+    def from_texts(cls, reminders: str = "3d", grace: str = "0d", warning: str = "1d") -> Policy:
+        """A policy from its written form: ``reminders`` is comma-separated ("7d,3d", or ""
+        for none). Temporal's JSON converter cannot carry a timedelta, so payloads carry
+        these strings (``to_texts``) and workflows rebuild the Policy with this."""
+        return cls(
+            reminders=tuple(parse_duration(r) for r in reminders.split(",") if r.strip()),
+            grace=parse_duration(grace),
+            warning=parse_duration(warning),
+        )
+
+    def to_texts(self) -> dict[str, str]:
+        """The written form, e.g. {"reminders": "7d,3d", "grace": "0d", "warning": "1d"}."""
+        return {
+            "reminders": ",".join(format_duration(r) for r in self.reminders),
+            "grace": format_duration(self.grace),
+            "warning": format_duration(self.warning),
+        }
+
+
+class StepKind(StrEnum):
+    DUE_REMINDER = "due_reminder"
+    OVERDUE = "overdue"
+    SUSPENSION_WARNING = "suspension_warning"
+    SUSPENSION = "suspension"
+
+
+# When two steps fall on the same instant they run in the order of the story told to the
+# customer: "due soon", "overdue", "will be suspended", "suspended". (With the default
+# policy the warning comes a day *before* the overdue notice; this order only breaks ties.)
+_KIND_ORDER = {
+    StepKind.DUE_REMINDER: 0,
+    StepKind.OVERDUE: 1,
+    StepKind.SUSPENSION_WARNING: 2,
+    StepKind.SUSPENSION: 3,
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scheduled step; ``key`` is stable and unique within the invoice."""
+
+    kind: StepKind
+    key: str
+    at: datetime
+
+
+def suspension_instant(overdue_at: datetime, policy: Policy) -> datetime:
+    """S = D + grace."""
+    return _utc(overdue_at, "overdue_at") + policy.grace
+
+
+def plan_steps(overdue_at: datetime, policy: Policy) -> tuple[Step, ...]:
+    """Every step of an invoice: reminders at D - r, overdue at D, warning at S - warning,
+    suspension at S; in time order, ties broken by the story order above."""
+    overdue = _utc(overdue_at, "overdue_at")
+    suspension = suspension_instant(overdue, policy)
+    steps = [
+        Step(StepKind.DUE_REMINDER, f"due_reminder:{format_duration(r)}", overdue - r)
+        for r in set(policy.reminders)  # "3d,3d" or "3d,72h" is one reminder, not two
+    ]
+    steps.append(Step(StepKind.OVERDUE, "overdue", overdue))
+    steps.append(
+        Step(StepKind.SUSPENSION_WARNING, "suspension_warning", suspension - policy.warning)
+    )
+    steps.append(Step(StepKind.SUSPENSION, "suspension", suspension))
+    return tuple(sorted(steps, key=_step_order))
+
+
+class StepDecision(StrEnum):
+    RUN = "run"
+    SKIP = "skip"
+
+
+# The two steps SPEC 2.5 runs at once even when late: an invoice entered after its due
+# date becomes overdue, and suspends, immediately.
+_RUN_EVEN_IF_LATE = frozenset({StepKind.OVERDUE, StepKind.SUSPENSION})
+
+
+def decide_steps(
+    pending: Sequence[Step], now: datetime, reached_until: datetime | None
+) -> tuple[tuple[Step, StepDecision], ...]:
+    """Run or skip each pending step that is due (``at <= now``), in time order.
+
+    ``reached_until`` is the instant the workflow was sleeping towards when its timer
+    fired, or None when it arrives here without having slept towards these steps (it
+    started late, or the invoice has just become ``collect``). A step at or before it was
+    reached on time and runs; a step whose time had already passed is skipped, except
+    ``overdue`` and ``suspension``, which run at once. A reminder or warning is also
+    skipped when a later step is due too: after an outage the customer gets the overdue
+    notice, not yesterday's reminder followed by it.
+    """
+    _utc(now, "now")
+    if reached_until is not None:
+        _utc(reached_until, "reached_until")
+    due = sorted((step for step in pending if step.at <= now), key=_step_order)
+    if not due:
+        return ()
+    latest = due[-1].at
+    decisions = []
+    for step in due:
+        if step.kind in _RUN_EVEN_IF_LATE:
+            decision = StepDecision.RUN
+        elif step.at < latest:
+            decision = StepDecision.SKIP  # stale: a later step is already due
+        elif reached_until is not None and step.at <= reached_until:
+            decision = StepDecision.RUN
+        else:
+            decision = StepDecision.SKIP  # its time had passed when the workflow got here
+        decisions.append((step, decision))
+    return tuple(decisions)
+
+
+def _step_order(step: Step) -> tuple[datetime, int]:
+    return (step.at, _KIND_ORDER[step.kind])
+
+
+def _utc(instant: datetime, what: str) -> datetime:
+    # Arithmetic on a datetime in a ZoneInfo zone is wall-clock arithmetic; in UTC it is
+    # elapsed time, which is what durations mean here.
+    if not isinstance(instant, datetime) or instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"{what} must be a timezone-aware datetime, got {instant!r}")
+    return instant.astimezone(UTC)

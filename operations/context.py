@@ -1,0 +1,34 @@
+"""What an operation needs: settings, one database connection, a Temporal client on demand."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import psycopg
+from temporalio.client import Client
+
+from settings import Settings
+
+
+@dataclass
+class Context:
+    settings: Settings
+    conn: psycopg.AsyncConnection
+    _client: Client | None = field(default=None, repr=False)
+
+    async def client(self) -> Client:
+        if self._client is None:
+            self._client = await Client.connect(
+                self.settings.temporal_address, namespace=self.settings.temporal_namespace
+            )
+        return self._client
+
+
+@asynccontextmanager
+async def open_context(settings: Settings, client: Client | None = None) -> AsyncIterator[Context]:
+    # Autocommit: each db function opens its own transaction where it needs one.
+    async with await psycopg.AsyncConnection.connect(settings.database_url,
+                                                     autocommit=True) as conn:
+        yield Context(settings=settings, conn=conn, _client=client)

@@ -1,0 +1,53 @@
+"""Finance re-runs (SPEC 2.3): re-evaluate a class or a customer through a RerunWorkflow."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+from db.audit import class_target, customer_target, record_audit
+from db.classes import get_class
+from db.customers import get_customer
+from db.rows import AuditEntry, AuditInfo
+from operations.context import Context
+from operations.errors import NotFound
+from workflows.payloads import Actor, RerunInput, RerunProgress
+from workflows.rerun import RerunWorkflow
+from workflows.search_attributes import CUSTOMER_CLASS, CUSTOMER_ID, typed
+
+
+async def start_rerun(ctx: Context, class_name: str | None, customer_id: str | None,
+                      dry_run: bool, audit: AuditInfo, *, wait: bool) -> dict[str, Any]:
+    if class_name is not None and await get_class(ctx.conn, class_name) is None:
+        raise NotFound(f"unknown class {class_name!r}")
+    if customer_id is not None and await get_customer(ctx.conn, customer_id) is None:
+        raise NotFound(f"unknown customer {customer_id!r}")
+    scope = f"class-{class_name}" if class_name else f"customer-{customer_id}"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    workflow_id = f"rerun-{scope}-{'dry-' if dry_run else ''}{stamp}"
+    actor = Actor(name=audit.actor, realm=audit.realm, reason=audit.reason,
+                  request_id=audit.request_id, on_behalf_of=customer_id)
+    if not dry_run:
+        # The request itself is audited; each customer's changes are audited by its
+        # own transaction as the workflow goes.
+        async with ctx.conn.transaction():
+            await record_audit(ctx.conn, AuditEntry.of(
+                audit, "rerun.start",
+                class_target(class_name) if class_name else customer_target(str(customer_id)),
+                on_behalf_of=customer_id, after={"workflow_id": workflow_id}))
+    attributes = [(CUSTOMER_CLASS, class_name)] if class_name else [(CUSTOMER_ID, customer_id)]
+    client = await ctx.client()
+    handle = await client.start_workflow(
+        RerunWorkflow.run,
+        RerunInput(class_name=class_name, customer_id=customer_id, dry_run=dry_run,
+                   actor=actor),
+        id=workflow_id, task_queue=ctx.settings.task_queue,
+        search_attributes=typed(*attributes),
+        static_summary=f"{'Dry run' if dry_run else 'Re-run'} of {scope}",
+    )
+    if not wait:
+        return {"workflow_id": workflow_id, "dry_run": dry_run, "scanned": 0,
+                "changed_customers": 0, "results": [], "done": False}
+    progress: RerunProgress = await handle.result()
+    return {"workflow_id": workflow_id, "dry_run": dry_run, **dataclasses.asdict(progress)}

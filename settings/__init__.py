@@ -1,0 +1,158 @@
+"""Configuration from environment variables (prefix ``DUNNING_``) and an optional ``.env``.
+
+SPEC 4.1. A wrong value fails at start with a message naming the variable; secrets are
+``SecretStr`` so they never show up in logs, reprs or tracebacks.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "DUNNING_"
+Realm = Literal["admin", "reseller", "system"]
+_REALMS = ("admin", "reseller", "system")
+
+
+class SettingsError(RuntimeError):
+    """Configuration is invalid; the message names the environment variable."""
+
+
+class ApiIdentity:
+    """Who a bearer token acts as."""
+
+    __slots__ = ("actor", "realm")
+
+    def __init__(self, actor: str, realm: str) -> None:
+        self.actor = actor
+        self.realm = realm
+
+    def __repr__(self) -> str:
+        return f"ApiIdentity(actor={self.actor!r}, realm={self.realm!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ApiIdentity) and (self.actor, self.realm) == (
+            other.actor,
+            other.realm,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.actor, self.realm))
+
+
+def _split_pairs(raw: str, what: str) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            # Never echo the item: it holds a secret.
+            raise ValueError(f"each entry must look like {what}")
+        pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/dunning"
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "dunning"
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    mail_from_address: str = "billing@dunning.local"
+    mail_from_name: str = "Billing"
+    mail_reply_to: str | None = None
+
+    webhook_secrets: Annotated[dict[str, tuple[SecretStr, ...]], NoDecode] = Field(
+        default_factory=dict
+    )
+    api_tokens: Annotated[dict[str, ApiIdentity], NoDecode] = Field(default_factory=dict)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+
+    # Optional HTTP endpoint told about suspensions and resumptions (provisioning hook).
+    provisioning_url: str | None = None
+    # Default actor for CLI commands that change something (then the OS user).
+    actor: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        url = AnyUrl(value)
+        if url.scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("mail_from_address", "mail_reply_to")
+    @classmethod
+    def _check_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if "@" not in value or any(c in value for c in "\r\n <>,"):
+            raise ValueError("must be a plain e-mail address like billing@example.com")
+        return value
+
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _parse_webhook_secrets(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        secrets: dict[str, tuple[SecretStr, ...]] = {}
+        for processor, secret in _split_pairs(value, "processor=secret"):
+            # A processor may appear twice while its secret is being rotated.
+            secrets[processor] = (*secrets.get(processor, ()), SecretStr(secret))
+        return secrets
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _parse_api_tokens(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        tokens: dict[str, ApiIdentity] = {}
+        for token, identity in _split_pairs(value, "token=actor:realm"):
+            actor, sep, realm = identity.partition(":")
+            if not sep or not actor or realm not in _REALMS:
+                raise ValueError("each entry must look like token=actor:realm "
+                                 "with realm admin, reseller or system")
+            tokens[token] = ApiIdentity(actor, realm)
+        return tokens
+
+    def __repr_args__(self):  # type: ignore[override]
+        # Tokens are secrets too: show which identities exist, never the tokens.
+        for name, value in super().__repr_args__():
+            if name == "api_tokens":
+                yield name, sorted({(i.actor, i.realm) for i in self.api_tokens.values()})
+            else:
+                yield name, value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into one message per variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,85 @@
+"""Real processes for end-to-end tests: the Temporal dev server and `dunning` commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.support.ports import free_port
+
+BIN = Path(sys.executable).parent
+SEARCH_ATTRIBUTES = ("CustomerId=Keyword", "CustomerClass=Keyword", "InvoiceNumber=Keyword",
+                     "CollectionStatus=Keyword", "ServiceState=Keyword", "DueDate=Datetime")
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+@contextmanager
+def temporal_dev_server() -> Iterator[str]:
+    """`temporal server start-dev` (headless, in memory) with our search attributes."""
+    port = free_port()
+    args = [str(BIN / "temporal"), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+            "--port", str(port), "--log-level", "error"]
+    for attribute in SEARCH_ATTRIBUTES:
+        args += ["--search-attribute", attribute]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        wait_for_port(port)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+def dunning(env: dict[str, str], *args: str, check: bool = True,
+            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run one `dunning` command as a user would."""
+    result = subprocess.run([str(BIN / "dunning"), *args], env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"dunning {' '.join(args)} failed ({result.returncode}): "
+                             f"{result.stderr.strip()}")
+    return result
+
+
+def dunning_json(env: dict[str, str], *args: str) -> Any:
+    return json.loads(dunning(env, *args, "--json").stdout)
+
+
+@contextmanager
+def dunning_worker(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[Any]]:
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([str(BIN / "dunning"), "worker"], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield process
+    finally:
+        stop(process)

@@ -1,0 +1,306 @@
+"""CustomerWorkflow: the single writer of one customer's ledger (SPEC 2.2-2.4, 3).
+
+Payments, reversals and re-evaluations arrive by update (callers get an answer once the
+database transaction committed) or by signal (fire-and-forget); a lock runs them one at a
+time. The transaction itself decides suspension and resumption, so the service state is
+right the moment it commits; the effects (re-evaluation signals to the invoice workflows,
+provisioning, mails) follow in order from the main loop without delaying the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import policies
+    from workflows import search_attributes as sa
+    from workflows.notify import deliver
+    from workflows.payloads import (
+        APPLY_PAYMENT,
+        APPLY_SERVICE_STATE,
+        ASSIGN_UNMATCHED,
+        EVALUATE_SERVICE,
+        REEVALUATE_CUSTOMER,
+        REVERSE_PAYMENT,
+        ApplyServiceStateInput,
+        ApplyServiceStateResult,
+        AssignPaymentInput,
+        CustomerOperation,
+        CustomerStateQueryResult,
+        CustomerWorkflowInput,
+        EvaluateServiceSignal,
+        Followup,
+        InvoiceReevaluatedSignal,
+        LedgerActivityInput,
+        LedgerActivityResult,
+        PostPaymentInput,
+        PostPaymentResult,
+        ReevaluateInput,
+        ReevaluateResult,
+        ReversePaymentInput,
+        ReversePaymentResult,
+        SendNotificationInput,
+        invoice_workflow_id,
+    )
+
+
+@workflow.defn
+class CustomerWorkflow:
+    @workflow.init
+    def __init__(self, input: CustomerWorkflowInput) -> None:
+        self.customer_id = input.customer_id
+        self.queue: list[CustomerOperation] = list(input.pending)
+        self.followups: list[Followup] = list(input.followups)
+        self.max_history_events = input.max_history_events
+        self.lock = asyncio.Lock()
+        self.service_state = "unknown"
+        self.class_name: str | None = None
+        self.last_operation = "started"
+        self.mails: list[asyncio.Task[None]] = []
+
+    # --- updates: the caller waits for the committed transaction -----------------------
+
+    @workflow.update
+    async def post_payment(self, input: PostPaymentInput) -> PostPaymentResult:
+        result = await self._apply_payment(input)
+        return PostPaymentResult(
+            status=result.status, processor=input.processor, payment_id=input.payment_id,
+            service_state=result.service_state, balance=result.balance,
+        )
+
+    @post_payment.validator
+    def _validate_payment(self, input: PostPaymentInput) -> None:
+        _check_payment_shape(input)
+
+    @workflow.update
+    async def reverse_payment(self, input: ReversePaymentInput) -> ReversePaymentResult:
+        async with self.lock:
+            result = await self._ledger(
+                REVERSE_PAYMENT,
+                LedgerActivityInput(self.customer_id, token="", now=workflow.now(),
+                                    reversal=input, actor=input.actor,
+                                    reason=f"reversal of {input.processor}:{input.payment_id}"),
+            )
+        self._follow(result)
+        return ReversePaymentResult(status=result.status, service_state=result.service_state,
+                                    balance=result.balance)
+
+    @workflow.update
+    async def assign_payment(self, input: AssignPaymentInput) -> PostPaymentResult:
+        async with self.lock:
+            result = await self._ledger(
+                ASSIGN_UNMATCHED,
+                LedgerActivityInput(self.customer_id, token="", now=workflow.now(),
+                                    assignment=input, actor=input.actor,
+                                    reason=f"assignment of {input.processor}:{input.payment_id}"),
+            )
+        self._follow_payment(result, input.processor, input.payment_id,
+                             accepted=result.status == "assigned")
+        return PostPaymentResult(
+            status=result.status, processor=input.processor, payment_id=input.payment_id,
+            service_state=result.service_state, balance=result.balance,
+        )
+
+    @workflow.update
+    async def reevaluate(self, input: ReevaluateInput) -> ReevaluateResult:
+        async with self.lock:
+            result = await self._ledger(
+                REEVALUATE_CUSTOMER,
+                LedgerActivityInput(self.customer_id, token="", now=workflow.now(),
+                                    dry_run=input.dry_run, actor=input.actor, reason="re-run"),
+            )
+        if not input.dry_run:
+            self._follow(result)
+        return ReevaluateResult(
+            customer_id=self.customer_id, dry_run=input.dry_run, changes=result.changes,
+            service_before=result.service_before, service_after=result.service_state,
+        )
+
+    # --- signals: fire-and-forget, queued ----------------------------------------------
+
+    @workflow.signal
+    def payment_posted(self, input: PostPaymentInput) -> None:
+        try:
+            _check_payment_shape(input)
+        except ValueError as err:
+            workflow.logger.warning("ignoring malformed payment signal: %s", err)
+            return
+        self.queue.append(CustomerOperation(kind="payment", payment=input))
+
+    @workflow.signal
+    def evaluate_service(self, signal: EvaluateServiceSignal) -> None:
+        self.queue.append(CustomerOperation(kind="evaluate_service", evaluate=signal))
+
+    @workflow.query
+    def state(self) -> CustomerStateQueryResult:
+        return CustomerStateQueryResult(
+            customer_id=self.customer_id, service_state=self.service_state,
+            queued=len(self.queue), followups=len(self.followups),
+            last_operation=self.last_operation,
+        )
+
+    # --- main loop ---------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: CustomerWorkflowInput) -> None:
+        workflow.upsert_search_attributes([sa.CUSTOMER_ID.value_set(self.customer_id)])
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self.queue or self.followups) or self._history_is_long()
+            )
+            if self.followups:
+                await self._carry_out(self.followups.pop(0))
+            elif self.queue:
+                await self._run_queued(self.queue.pop(0))
+            else:
+                break
+        # Let running updates finish and queue their effects, then hand everything over.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await asyncio.gather(*self.mails)
+        workflow.continue_as_new(
+            CustomerWorkflowInput(
+                customer_id=self.customer_id, pending=self.queue, followups=self.followups,
+                max_history_events=self.max_history_events,
+            )
+        )
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.get_current_history_length() >= self.max_history_events
+            or info.is_continue_as_new_suggested()
+        )
+
+    async def _run_queued(self, op: CustomerOperation) -> None:
+        try:
+            if op.kind == "payment" and op.payment is not None:
+                await self._apply_payment(op.payment)
+            elif op.kind == "evaluate_service" and op.evaluate is not None:
+                async with self.lock:
+                    result = await self._ledger(
+                        EVALUATE_SERVICE,
+                        LedgerActivityInput(self.customer_id, token="", now=workflow.now(),
+                                            reason=op.evaluate.reason),
+                    )
+                self._follow(result)
+        except ApplicationError as err:
+            # Bad input on the fire-and-forget path has nobody to answer to: log it.
+            workflow.logger.warning("operation %s rejected: %s", op.kind, err)
+
+    async def _apply_payment(self, payment: PostPaymentInput) -> LedgerActivityResult:
+        if payment.received_at is None:
+            # Stamped here, deterministically, so a replay sees the same instant.
+            payment.received_at = workflow.now()
+        async with self.lock:
+            result = await self._ledger(
+                APPLY_PAYMENT,
+                LedgerActivityInput(self.customer_id, token="", now=workflow.now(),
+                                    payment=payment, actor=payment.actor,
+                                    reason=f"payment {payment.processor}:{payment.payment_id}"),
+            )
+        self._follow_payment(result, payment.processor, payment.payment_id,
+                             accepted=result.status == "accepted")
+        return result
+
+    def _follow_payment(self, result: LedgerActivityResult, processor: str, payment_id: str,
+                        *, accepted: bool) -> None:
+        if not accepted:
+            return
+        receipt = None
+        if result.payment_receipts:
+            receipt = f"payment:{processor}:{payment_id}:payment_received"
+        self._follow(result, receipt_key=receipt, payment_ref=f"{processor}:{payment_id}")
+
+    async def _ledger(self, activity: str, input: LedgerActivityInput) -> LedgerActivityResult:
+        self.last_operation = f"{activity}: {input.reason}"
+        try:
+            result = await workflow.execute_activity(
+                activity, input, result_type=LedgerActivityResult,
+                start_to_close_timeout=policies.LEDGER_TIMEOUT,
+                retry_policy=policies.LEDGER_RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                # Fails only this update (or queued operation), never the workflow.
+                raise ApplicationError(cause.message, type=cause.type,
+                                       non_retryable=True) from None
+            raise
+        self._publish(result)
+        return result
+
+    def _follow(self, result: LedgerActivityResult, *, receipt_key: str | None = None,
+                payment_ref: str | None = None) -> None:
+        if result.changed or result.transition or receipt_key:
+            self.followups.append(
+                Followup(changed=result.changed, transition=result.transition,
+                         receipt_key=receipt_key, payment_ref=payment_ref,
+                         service_state=result.service_state)
+            )
+
+    async def _carry_out(self, followup: Followup) -> None:
+        for facts in followup.changed:
+            handle = workflow.get_external_workflow_handle(
+                invoice_workflow_id(self.customer_id, facts.number)
+            )
+            try:
+                await handle.signal(
+                    "reevaluated",
+                    InvoiceReevaluatedSignal(facts=facts, service_state=followup.service_state),
+                )
+            except FailureError as err:
+                # The invoice workflow already ended (paid before): nothing to tell it.
+                workflow.logger.info("invoice %s not signalled: %s", facts.number, err)
+        if followup.transition is not None:
+            transition = followup.transition
+            await workflow.execute_activity(
+                APPLY_SERVICE_STATE,
+                ApplyServiceStateInput(self.customer_id, transition.state, transition.causes,
+                                       transition.event_id),
+                result_type=ApplyServiceStateResult,
+                start_to_close_timeout=policies.PROVISIONING_TIMEOUT,
+                retry_policy=policies.PROVISIONING_RETRY,
+            )
+            kind = "service_suspended" if transition.state == "suspended" else "service_resumed"
+            self._send(SendNotificationInput(
+                key=f"service:{self.customer_id}:{transition.event_id}:{kind}", kind=kind,
+                customer_id=self.customer_id, service_event_id=transition.event_id,
+                invoice_number=transition.causes[0] if transition.causes else None,
+                at=workflow.now(),
+            ))
+        if followup.receipt_key:
+            self._send(SendNotificationInput(
+                key=followup.receipt_key, kind="payment_received",
+                customer_id=self.customer_id, payment_ref=followup.payment_ref,
+                at=workflow.now(),
+            ))
+
+    def _send(self, notification: SendNotificationInput) -> None:
+        self.mails = [t for t in self.mails if not t.done()]
+        self.mails.append(asyncio.create_task(deliver(notification)))
+
+    def _publish(self, result: LedgerActivityResult) -> None:
+        self.service_state = result.service_state
+        updates = [sa.SERVICE_STATE.value_set(result.service_state)]
+        if result.class_name and result.class_name != self.class_name:
+            self.class_name = result.class_name
+            updates.append(sa.CUSTOMER_CLASS.value_set(result.class_name))
+        workflow.upsert_search_attributes(updates)
+        workflow.set_current_details(
+            f"Customer {self.customer_id}: service **{result.service_state}**, "
+            f"balance {result.balance} (minor units).\nlast: {self.last_operation}\n"
+            "waiting for: payments, reversals, re-runs and suspension times of its invoices"
+        )
+
+
+def _check_payment_shape(input: PostPaymentInput) -> None:
+    """Cheap checks before anything is written to history; the activity checks the rest."""
+    if not input.processor or not input.payment_id:
+        raise ValueError("processor and payment_id are required")
+    if not isinstance(input.amount, str) or not input.amount:
+        raise ValueError("amount must be a decimal string")
+    if len(input.currency) != 3:
+        raise ValueError("currency must be an ISO 4217 code")

@@ -1,0 +1,201 @@
+"""InvoiceWorkflow: one invoice's collection lifecycle (SPEC 2.5, 3).
+
+Sleeps on timers until each step, re-checks the facts in the database at each step and
+acts only when the invoice is ``collect`` with something remaining; reacts at once to the
+re-evaluation signal sent by the CustomerWorkflow; ends when the invoice is paid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.schedule import Step, StepDecision, StepKind, decide_steps
+    from workflows import policies
+    from workflows import search_attributes as sa
+    from workflows.notify import deliver
+    from workflows.payloads import (
+        CHECK_INVOICE,
+        REACH_SUSPENSION,
+        CheckInvoiceInput,
+        InvoiceFacts,
+        InvoiceReevaluatedSignal,
+        InvoiceStatusQueryResult,
+        InvoiceWorkflowInput,
+        InvoiceWorkflowResult,
+        ReachSuspensionInput,
+        ReachSuspensionResult,
+        SendNotificationInput,
+    )
+
+_MAIL_KIND = {
+    StepKind.DUE_REMINDER: "due_reminder",
+    StepKind.OVERDUE: "overdue",
+    StepKind.SUSPENSION_WARNING: "suspension_warning",
+}
+
+
+@workflow.defn
+class InvoiceWorkflow:
+    @workflow.init
+    def __init__(self, input: InvoiceWorkflowInput) -> None:
+        self.input = input
+        self.facts: InvoiceFacts = input.facts
+        self.pending: list[Step] = [
+            Step(kind=StepKind(s.kind), key=s.key, at=s.at)
+            for s in sorted(input.steps, key=lambda s: s.at)
+        ]
+        self.outcomes: dict[str, str] = {}
+        self.changed = False
+        self.reason = "just issued"
+        self.mails: list[asyncio.Task[None]] = []
+        self.service_state: str | None = None
+
+    # --- handlers ----------------------------------------------------------------------
+
+    @workflow.signal
+    def reevaluated(self, signal: InvoiceReevaluatedSignal) -> None:
+        self.facts = signal.facts
+        if signal.service_state:
+            self.service_state = signal.service_state
+        self.changed = True
+
+    @workflow.query
+    def status(self) -> InvoiceStatusQueryResult:
+        nxt = self.pending[0] if self.pending else None
+        return InvoiceStatusQueryResult(
+            state=self._state(),
+            remaining=self.facts.remaining,
+            currency=self.input.currency,
+            collection_status=self.facts.collection_status,
+            payment_status=self.facts.payment_status,
+            next_step=nxt.key if nxt else None,
+            next_step_at=nxt.at if nxt else None,
+            reason=self.reason,
+            steps=dict(self.outcomes),
+        )
+
+    # --- main loop ---------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: InvoiceWorkflowInput) -> InvoiceWorkflowResult:
+        self._send("invoice_issued", f"{self._key()}:invoice_issued")
+        # Steps already behind us when the workflow starts (an invoice entered late).
+        await self._process_due(reached_until=None)
+        while not self._finished():
+            self._publish()
+            nxt = self.pending[0] if self.pending else None
+            if nxt is None:
+                await workflow.wait_condition(lambda: self.changed)
+            else:
+                delay = max(nxt.at - workflow.now(), timedelta(0))
+                try:
+                    await workflow.wait_condition(
+                        lambda: self.changed, timeout=delay, timeout_summary=nxt.key
+                    )
+                except TimeoutError:
+                    await self._process_due(reached_until=nxt.at)
+                    continue
+            await self._on_reevaluated()
+        self._publish()
+        # A mail still retrying must finish (or fail) before the workflow closes.
+        await asyncio.gather(*self.mails)
+        outcome = "paid" if self.facts.paid else "cancelled"
+        return InvoiceWorkflowResult(number=input.invoice_number, outcome=outcome,
+                                     steps=dict(self.outcomes))
+
+    async def _on_reevaluated(self) -> None:
+        self.changed = False
+        self.reason = (
+            f"re-evaluated: remaining {self.facts.remaining}, {self.facts.collection_status}"
+        )
+
+    async def _process_due(self, reached_until: datetime | None) -> None:
+        decisions = decide_steps(self.pending, workflow.now(), reached_until)
+        if not decisions:
+            return
+        facts: InvoiceFacts | None = None
+        for step, decision in decisions:
+            self.pending.remove(step)
+            if step.kind is StepKind.SUSPENSION:
+                # Recorded whatever the status: a later reversal or re-run that makes the
+                # invoice `collect` must suspend at once (SPEC 2.4).
+                await self._reach_suspension()
+                self.outcomes[step.key] = "reached"
+                continue
+            if decision is StepDecision.SKIP:
+                self.outcomes[step.key] = "skipped: its time had passed"
+                continue
+            if facts is None:
+                facts = await self._check()
+            if facts.paid or facts.cancelled:
+                self.outcomes[step.key] = "skipped: paid"
+            elif facts.collection_status != "collect" or facts.remaining <= 0:
+                self.outcomes[step.key] = f"skipped: {facts.collection_status}"
+            else:
+                self._send(_MAIL_KIND[step.kind], f"{self._key()}:{step.key}")
+                self.outcomes[step.key] = "sent"
+        self.reason = "; ".join(f"{k} {v}" for k, v in self.outcomes.items())
+
+    # --- helpers -----------------------------------------------------------------------
+
+    async def _check(self) -> InvoiceFacts:
+        self.facts = await workflow.execute_local_activity(
+            CHECK_INVOICE,
+            CheckInvoiceInput(self.input.customer_id, self.input.invoice_number),
+            result_type=InvoiceFacts,
+            start_to_close_timeout=policies.LEDGER_TIMEOUT,
+            retry_policy=policies.LEDGER_RETRY,
+        )
+        return self.facts
+
+    async def _reach_suspension(self) -> None:
+        await workflow.execute_activity(
+            REACH_SUSPENSION,
+            ReachSuspensionInput(self.input.customer_id, self.input.invoice_number,
+                                 workflow.now()),
+            result_type=ReachSuspensionResult,
+            start_to_close_timeout=policies.LEDGER_TIMEOUT,
+            retry_policy=policies.LEDGER_RETRY,
+        )
+
+    def _send(self, kind: str, key: str) -> None:
+        notification = SendNotificationInput(
+            key=key, kind=kind, customer_id=self.input.customer_id,
+            invoice_number=self.input.invoice_number, at=workflow.now(),
+        )
+        self.mails.append(asyncio.create_task(deliver(notification)))
+
+    def _key(self) -> str:
+        return f"invoice:{self.input.customer_id}:{self.input.invoice_number}"
+
+    def _finished(self) -> bool:
+        return self.facts.paid or self.facts.cancelled
+
+    def _state(self) -> str:
+        if self.facts.paid:
+            return "paid"
+        if self.facts.cancelled:
+            return "cancelled"
+        return "waiting" if self.pending else "waiting for payment"
+
+    def _publish(self) -> None:
+        """Keep the UI current: search attributes and what the workflow waits for."""
+        updates = [sa.COLLECTION_STATUS.value_set(self.facts.collection_status)]
+        if self.service_state:
+            updates.append(sa.SERVICE_STATE.value_set(self.service_state))
+        workflow.upsert_search_attributes(updates)
+        nxt = self.pending[0] if self.pending else None
+        waiting = (
+            f"next: **{nxt.key}** at {nxt.at.isoformat()}" if nxt else "next: payment"
+        )
+        workflow.set_current_details(
+            f"Invoice {self.input.invoice_number} of {self.input.customer_id}: "
+            f"{self.facts.payment_status}, remaining {self.facts.remaining} "
+            f"{self.input.currency} (minor units), {self.facts.collection_status}.\n"
+            f"{waiting}\nwhy: {self.reason}"
+        )
+
