@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
@@ -432,8 +433,17 @@ def dev(
 def main() -> None:
     try:
         app()
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
+    # The Temporal client's native runtime can crash while the interpreter finalizes
+    # (observed: SIGABRT/SIGSEGV in PyGILState_Release about 1 run in 10). Everything is
+    # committed and printed by now, so leave without finalizing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

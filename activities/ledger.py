@@ -6,6 +6,10 @@ retry after a committed first attempt returns the first attempt's result (db/tok
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
@@ -48,6 +52,15 @@ from workflows.payloads import (
 )
 from workflows.search_attributes import CUSTOMER_ID
 from workflows.search_attributes import typed as sa_typed
+
+
+@contextmanager
+def _refused_by_database() -> Iterator[None]:
+    """A constraint the data violates will not pass on a retry: fail for good, clearly."""
+    try:
+        yield
+    except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as err:
+        raise _invalid(f"refused by the database: {str(err).splitlines()[0]}") from None
 
 
 def _token() -> str:
@@ -101,14 +114,22 @@ class LedgerActivities:
                 amount = parse_amount(payment.amount, currency(klass.currency), allow_zero=False)
             except MoneyError as err:
                 raise _invalid(str(err)) from None
+            body_hash = payment.body_hash or ledger.body_hash({
+                # Callers on their own Temporal client may leave it out: the canonical
+                # fields still tell a re-delivery from a different payment.
+                "processor": payment.processor, "payment_id": payment.payment_id,
+                "customer_id": input.customer_id, "amount": payment.amount,
+                "currency": payment.currency, "received_at": None,
+            })
             try:
-                result = await ledger.apply_payment(conn, ledger.ApplyPayment(
-                    processor=payment.processor, payment_id=payment.payment_id,
-                    customer_id=input.customer_id, amount=amount, currency=payment.currency,
-                    received_at=payment.received_at, body_hash=payment.body_hash,
-                    source=payment.source,  # type: ignore[arg-type]
-                    now=input.now, token=_token(), audit=_audit(input.actor),
-                ))
+                with _refused_by_database():
+                    result = await ledger.apply_payment(conn, ledger.ApplyPayment(
+                        processor=payment.processor, payment_id=payment.payment_id,
+                        customer_id=input.customer_id, amount=amount, currency=payment.currency,
+                        received_at=payment.received_at, body_hash=body_hash,
+                        source=payment.source,  # type: ignore[arg-type]
+                        now=input.now, token=_token(), audit=_audit(input.actor),
+                    ))
             except (CurrencyMismatch, InvalidValue) as err:
                 raise _invalid(str(err)) from None
         service_before = result.service.previous_state if result.service else result.service_state

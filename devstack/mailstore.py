@@ -85,8 +85,13 @@ class MessageDetail:
     raw: bytes
 
 
+def _parse(raw: bytes, headersonly: bool = False) -> EmailMessage:
+    # SMTP delivers CRLF line ends; the parser would keep the CRs inside decoded parts.
+    return _PARSER.parsebytes(raw.replace(b"\r\n", b"\n"), headersonly=headersonly)  # type: ignore[return-value]
+
+
 def _summarise(message_id: str, raw: bytes) -> MessageSummary:
-    message: EmailMessage = _PARSER.parsebytes(raw, headersonly=True)  # type: ignore[assignment]
+    message = _parse(raw, headersonly=True)
     sender = _header(message, "From")
     name, address = parseaddr(sender)
     envelope_to = _header(message, "X-Envelope-To")
@@ -165,7 +170,7 @@ class MailStore:
         if path is None or not path.is_file():
             return None
         raw = path.read_bytes()
-        message: EmailMessage = _PARSER.parsebytes(raw)  # type: ignore[assignment]
+        message = _parse(raw)
         summary = self.summary(message_id) or _summarise(message_id, raw)
         return MessageDetail(summary, _part(message, "plain"), _part(message, "html"), raw)
 

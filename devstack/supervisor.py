@@ -259,10 +259,9 @@ class DevStack:
     def _start_app(self) -> None:
         o = self.options
         self._spawn("worker", [*dunning_command(), "worker"])
-        self._spawn(
+        api = self._spawn(
             "api", [*dunning_command(), "api", "--host", HOST, "--port", str(o.api_port)]
         )
-        api = self.children[-1]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and api.running():
             self._check_interrupted()

@@ -176,6 +176,11 @@ async def reverse_payment(ctx: Context, processor: str, payment_id: str,
     payment = await get_payment(ctx.conn, processor, payment_id)
     if payment is None:
         raise NotFound(f"unknown payment {processor}:{payment_id}")
+    if payment.status == "reversed":
+        customer = await get_customer_with_class(ctx.conn, payment.customer_id)
+        return {"status": "already_reversed", "processor": processor, "payment_id": payment_id,
+                "customer_id": payment.customer_id,
+                "service_state": customer[0].service_state if customer else None}
     client = client or await ctx.client()
     try:
         result = await client.execute_update_with_start_workflow(

@@ -157,9 +157,10 @@ class CustomerWorkflow:
                 await self._run_queued(self.queue.pop(0))
             else:
                 break
-        # Let running updates finish and queue their effects, then hand everything over.
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        # Mails first; then, with no await in between, let running updates finish and hand
+        # over what they queued: an update accepted meanwhile must not be cut off.
         await asyncio.gather(*self.mails)
+        await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
             CustomerWorkflowInput(
                 customer_id=self.customer_id, pending=self.queue, followups=self.followups,

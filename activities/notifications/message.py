@@ -2,8 +2,9 @@
 
 - multipart/alternative: text/plain first, then text/html; both UTF-8, quoted-printable, so
   the message is 7-bit clean and passes through servers without 8BITMIME or SMTPUTF8;
-- non-ASCII display names are RFC 2047 encoded by ``email.policy.SMTP`` (``utf8=False``);
-  names with commas or quotes are quoted; addresses must be plain ASCII;
+- display names and the subject are RFC 2047 encoded when not plain ASCII (``headers``:
+  ``Cobrança, Ltda`` and ``Atenção ao Cliente`` come back exactly); addresses must be
+  plain ASCII, so SMTPUTF8 is never needed;
 - Date, a Message-ID derived from the notification key, ``Auto-Submitted`` (RFC 3834, so
   vacation responders do not answer a billing robot);
 - any CR, LF or other control character in any header value is refused with
@@ -17,16 +18,17 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import policy, utils
-from email.errors import HeaderParseError
-from email.headerregistry import Address
+from email import utils
 from email.message import EmailMessage
 from typing import Any
 
 from activities.notifications.errors import HeaderInjectionError, InvalidAddressError
-
-# What we generate and what goes on the wire: CRLF line ends, RFC 2047 for non-ASCII.
-WIRE_POLICY = policy.SMTP
+from activities.notifications.headers import (
+    WIRE_POLICY,
+    PreEncoded,
+    format_mailbox,
+    format_unstructured,
+)
 
 # A conservative ASCII addr-spec: dot-atom local part and a dotted domain. Quoted local
 # parts and address literals are legal but never needed for billing mail; refusing them
@@ -120,13 +122,9 @@ def check_address(field: str, value: str) -> str:
     return address
 
 
-def _mailbox(field: str, name: str | None, address: str) -> Address:
+def _mailbox(field: str, name: str | None, address: str) -> PreEncoded:
     check_header(f"{field} name", name)
-    addr = check_address(f"{field} address", address)
-    try:
-        return Address(display_name=(name or "").strip(), addr_spec=addr)
-    except (ValueError, HeaderParseError) as exc:  # defensive: our regex is stricter
-        raise InvalidAddressError(f"{field} address {address!r}: {exc}") from exc
+    return format_mailbox(field, name, check_address(f"{field} address", address))
 
 
 def build_message(
@@ -140,7 +138,11 @@ def build_message(
     message_id: str,
     date: datetime | None = None,
 ) -> EmailMessage:
-    """The complete message; raises ``HeaderInjectionError``/``InvalidAddressError``."""
+    """The complete message; raises ``HeaderInjectionError``/``InvalidAddressError``.
+
+    Display names have runs of spaces collapsed and the subject is stripped; nothing else
+    about them changes on the way to the recipient.
+    """
     check_header("Subject", subject)
     check_header("Message-ID", message_id)
     from_box = _mailbox("From", sender.name, sender.address)
@@ -155,7 +157,7 @@ def build_message(
     message["To"] = to_box
     if reply_box is not None:
         message["Reply-To"] = reply_box
-    message["Subject"] = subject
+    message["Subject"] = format_unstructured("Subject", subject.strip())
     message["Date"] = utils.format_datetime(when)
     message["Message-ID"] = message_id
     message["Auto-Submitted"] = "auto-generated"

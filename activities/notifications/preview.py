@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
 from activities.notifications.message import Sender, build_message, message_id_for, wire_bytes
 from activities.notifications.render import build_context, render
@@ -33,6 +34,11 @@ def sample_context(
     timezone: str = "UTC",
 ) -> dict[str, str]:
     name, _ = _SAMPLE_CUSTOMERS.get(language, _SAMPLE_CUSTOMERS["en"])
+    zone = ZoneInfo(timezone)  # sample instants are local times of the class
+
+    def at(day: int, hour: int = 0, minute: int = 0) -> datetime:
+        return datetime(2026, 6, day, hour, minute, tzinfo=zone)
+
     return build_context(
         language=language,
         currency_code=currency_code,
@@ -42,14 +48,14 @@ def sample_context(
         company_name=company_name,
         contact_email=contact_email,
         invoice_number="INV-2026-06",
-        issued_at=datetime(2026, 6, 1, 12, 0, tzinfo=UTC),
-        overdue_at=datetime(2026, 6, 16, 0, 0, tzinfo=UTC),  # due date June 15
-        suspend_at=datetime(2026, 6, 19, 0, 0, tzinfo=UTC),
+        issued_at=at(1, 12),
+        overdue_at=at(16),  # due date June 15: overdue from the next midnight
+        suspend_at=at(19),
         new_charges=1000,
         amount_due=2000,
         remaining=2000,
         payment_amount=1500,
-        paid_at=datetime(2026, 6, 20, 9, 30, tzinfo=UTC),
+        paid_at=at(20, 9, 30),
         balance=500,
     )
 

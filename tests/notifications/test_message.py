@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email import policy
+from email.header import decode_header, make_header
 from email.parser import BytesParser
 
 import pytest
@@ -11,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from activities.notifications.errors import HeaderInjectionError, InvalidAddressError
+from activities.notifications.headers import normalize_name
 from activities.notifications.message import (
     Sender,
     build_message,
@@ -88,7 +91,7 @@ def test_multipart_alternative_text_then_html_utf8_with_date_and_message_id():
     parts = list(message.iter_parts())
     assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
     assert all(p.get_content_charset() == "utf-8" for p in parts)
-    assert parts[0].get_content() == "Hello Ana,\n\nR$\xa015,00\n"
+    assert parts[0].get_content().replace("\r\n", "\n") == "Hello Ana,\n\nR$\xa015,00\n"
     assert message["Date"] == "Tue, 16 Jun 2026 09:30:00 +0000"
     assert message["Message-ID"] == message_id_for("inv:c1:INV-06:overdue", "easycall.com")
     assert message["MIME-Version"] == "1.0"
@@ -107,7 +110,8 @@ def test_message_id_is_deterministic_per_key():
 @pytest.mark.parametrize(
     "name",
     ["Atenção ao Cliente", "Cobrança, Ltda", 'Jo "Q" Smith, Jr.', "Müller & Söhne GmbH",
-     "株式会社テレコム", "=?utf-8?q?not_really?=", "a" * 120 + " ção"],
+     "株式会社テレコム", "=?utf-8?q?not_really?=", "a" * 120 + " ção",
+     "María José Fernández de la Concepción García", "Ana\u00a0Maria (Financeiro)"],
 )
 def test_display_names_round_trip_through_the_parser(name):
     sender = Sender("no-reply@easycall.com", name, "support@easycall.com")
@@ -123,14 +127,47 @@ _names = st.text(
 ).map(str.strip).filter(bool)
 
 
+def raw_header(raw: bytes, field: str) -> str:
+    """The unfolded value of a header as it was on the wire."""
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii").replace("\r\n ", " ")
+    for line in head.split("\r\n"):
+        if line.startswith(f"{field}: "):
+            return line[len(field) + 2:]
+    raise AssertionError(f"no {field} header")
+
+
+def rfc2047_display_name(raw: bytes, field: str) -> str:
+    """The display name as an RFC 2047 decoder (mail clients, email.header) reads it."""
+    phrase = raw_header(raw, field).rsplit(" <", 1)[0]
+    return str(make_header(decode_header(phrase)))
+
+
 @settings(max_examples=300, deadline=None)
 @given(name=_names, subject=_names)
 def test_any_printable_name_and_subject_round_trip(name, subject):
     sender = Sender("no-reply@easycall.com", name)
-    message = parse(wire_bytes(build(sender=sender, to_name=name, subject=subject)))
-    assert message["From"].addresses[0].display_name == name
-    assert message["To"].addresses[0].display_name == name
+    raw = wire_bytes(build(sender=sender, to_name=name, subject=subject))
+    raw.decode("ascii")
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    message = parse(raw)
     assert message["Subject"] == subject
+    expected = normalize_name(name)  # runs of spaces collapse; nothing else changes
+    phrase = raw_header(raw, "From").rsplit(" <", 1)[0]
+    if "=?" in phrase:
+        assert rfc2047_display_name(raw, "From") == expected
+    if not re.search(r"\?=\s+=\?", phrase):
+        # Python's address parser keeps the space between adjacent encoded-words (RFC 2047
+        # says to drop it); we only produce those for names longer than one encoded-word.
+        assert message["From"].addresses[0].display_name == expected
+        assert message["To"].addresses[0].display_name == expected
+
+
+def test_a_very_long_name_is_split_into_rfc_2047_correct_encoded_words():
+    name = "株式会社テレコム・ブラジル・サンパウロ支店・請求部門"
+    raw = wire_bytes(build(sender=Sender("no-reply@easycall.com", name)))
+    phrase = raw_header(raw, "From").rsplit(" <", 1)[0]
+    assert all(len(word) <= 75 for word in phrase.split(" "))
+    assert rfc2047_display_name(raw, "From") == name
 
 
 @pytest.mark.parametrize(
@@ -179,4 +216,5 @@ def test_preview_with_a_class_sender():
     text = preview_text(message)
     assert "Reply-To: support@megastar.com" in text
     assert "R$\xa020,00" in text
+    assert "vence em 15 de junho de 2026" in text or "venceu em 15 de junho de 2026" in text
     assert "support@megastar.com" in message.get_body(("html",)).get_content()

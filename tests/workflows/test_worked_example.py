@@ -17,9 +17,10 @@ from operations.customers import add
 from operations.invoices import IssueRequest, issue_invoice
 from operations.payments import PaymentRequest, post_payment
 from operations.status import customer_status
+from tests.support.histories import record_history
 from tests.support.stack import ADMIN, Stack
 from workflows.invoice import InvoiceWorkflow
-from workflows.payloads import invoice_workflow_id
+from workflows.payloads import customer_workflow_id, invoice_workflow_id
 
 CUSTOMER = "c-spec5"
 
@@ -126,3 +127,8 @@ async def test_worked_example_end_to_end(stack: Stack, smtp_sink) -> None:
         "SELECT kind FROM notifications WHERE customer_id = %s AND invoice_number = 'INV-05'",
         CUSTOMER)
     assert [r[0] for r in rows] == ["invoice_issued"]
+    await record_history(stack.client, invoice_workflow_id(CUSTOMER, "INV-06"),
+                         "worked_example_june")
+    await record_history(stack.client, invoice_workflow_id(CUSTOMER, "INV-05"),
+                         "worked_example_may")
+    await record_history(stack.client, customer_workflow_id(CUSTOMER), "worked_example_customer")

@@ -1,0 +1,260 @@
+"""Request and response bodies of the HTTP API (SPEC 4.3), with their OpenAPI examples.
+
+Field rules live here; money rules live in ``domain.money`` and are only *called* here (the
+payment body carries its currency, so the amount can be checked before anything is
+recorded, even for a payment whose customer is unknown).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Self
+
+from fastapi import Path
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from domain.money import MoneyError, currency, parse_amount
+
+# C0 and C1 control characters and DEL are refused in identifiers (log and header injection,
+# invisible differences between ids); at least one visible character is required.
+_NO_CONTROL = r"[^\x00-\x1f\x7f-\x9f]"
+_VISIBLE = r"[^\x00-\x20\x7f-\x9f]"
+IDENTIFIER_PATTERN = rf"^{_NO_CONTROL}*{_VISIBLE}{_NO_CONTROL}*$"
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+MAX_IDENTIFIER = 200
+
+
+def _printable(value: str) -> str:
+    # A validator rather than Field(pattern=...): the error then reads as a sentence.
+    # fullmatch: with match, '$' would also accept a trailing newline.
+    if not _IDENTIFIER.fullmatch(value):
+        raise ValueError("must contain a visible character and no control characters")
+    return value
+
+
+Printable = AfterValidator(_printable)
+
+
+def _text(max_length: int) -> Any:
+    return Field(min_length=1, max_length=max_length,
+                 json_schema_extra={"pattern": IDENTIFIER_PATTERN})
+
+
+Identifier = Annotated[StrictStr, _text(MAX_IDENTIFIER), Printable]
+Reason = Annotated[StrictStr, _text(500), Printable]
+
+
+def path_segment(description: str) -> Any:
+    """A path parameter under the same rules as ``Identifier``: use it as
+    ``Annotated[str, path_segment("..."), Printable]``."""
+    return Path(min_length=1, max_length=MAX_IDENTIFIER, description=description,
+                json_schema_extra={"pattern": IDENTIFIER_PATTERN})
+
+
+def _iso_text(value: object) -> object:
+    # Not Field(strict=True): FastAPI validates the decoded JSON in Python mode, where strict
+    # refuses strings too. A number would be taken as unix seconds; we want the offset spelt.
+    if value is not None and not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string with offset")
+    return value
+
+
+class _Strict(BaseModel):
+    # A misspelt optional field ("recieved_at") must not be silently dropped from a payment.
+    model_config = ConfigDict(extra="forbid")
+
+
+# ----------------------------------------------------------------------------- payments
+class PaymentIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "payment_id": "pay_01J9Z3", "processor": "acme-pay", "customer_id": "c1",
+        "amount": "15.00", "currency": "USD", "received_at": "2026-07-02T09:30:00+00:00",
+    }]})
+
+    payment_id: Identifier
+    processor: Identifier
+    customer_id: Identifier
+    # Before amount: the amount's check needs the currency (fields validate in this order).
+    currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$",
+                                         description="ISO 4217 code, upper case")]
+    # A string, never a JSON number: a float has already lost exactness when it is parsed.
+    amount: Annotated[StrictStr, Field(
+        min_length=1, max_length=40,
+        description="Decimal string with at most the currency's decimals, e.g. \"15.00\" "
+                    "(USD), \"1500\" (JPY), \"1.250\" (BHD); > 0 and <= 10^12.")]
+    received_at: Annotated[AwareDatetime | None, BeforeValidator(_iso_text), Field(
+        description="ISO 8601 date-time with offset; absent: when Dunning applies it")] = None
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, code: str) -> str:
+        try:
+            currency(code)
+        except MoneyError as err:
+            raise ValueError(str(err)) from None
+        return code
+
+    @field_validator("amount")
+    @classmethod
+    def _exact_amount(cls, amount: str, info: ValidationInfo) -> str:
+        code = info.data.get("currency")
+        if code is None:
+            return amount  # the currency's own error is reported; nothing to check against
+        try:
+            parse_amount(amount, currency(code), allow_zero=False)
+        except MoneyError as err:
+            raise ValueError(str(err)) from None
+        return amount
+
+
+class PaymentOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"status": "accepted", "processor": "acme-pay", "payment_id": "pay_01J9Z3"}]})
+
+    status: Literal["accepted", "duplicate", "unmatched"] = Field(
+        description="accepted: applied to the customer's ledger; duplicate: this exact "
+                    "payment was received before; unmatched: customer unknown, stored for "
+                    "finance")
+    processor: str
+    payment_id: str
+
+
+class ReversalIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "chargeback"}, {}]})
+
+    reason: Reason | None = None
+
+
+class ReversalOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"status": "reversed", "processor": "acme-pay", "payment_id": "pay_01J9Z3"}]})
+
+    status: Literal["reversed", "already_reversed"]
+    processor: str
+    payment_id: str
+
+
+# ----------------------------------------------------------------------------- customers
+class InvoiceStatus(BaseModel):
+    number: str
+    issued_at: str = Field(description="ISO 8601 instant, UTC")
+    due_date: str = Field(description="as given: a date or an ISO 8601 instant with offset")
+    amount_due: str
+    remaining: str
+    collection_status: Literal["collect", "do_not_collect"]
+    payment_status: Literal["unpaid", "partially_paid", "paid"]
+    overdue: bool
+
+
+class CustomerStatus(BaseModel):
+    """The status document of SPEC 4.2 (same as ``dunning status ID --json``)."""
+
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [{
+        "customer_id": "c1", "class": "residential", "currency": "USD",
+        "service_state": "active", "balance": "5.00",
+        "invoices": [{"number": "INV-06", "issued_at": "2026-06-01T00:00:00+00:00",
+                      "due_date": "2026-06-30", "amount_due": "20.00", "remaining": "5.00",
+                      "collection_status": "do_not_collect",
+                      "payment_status": "partially_paid", "overdue": True}],
+    }]})
+
+    customer_id: str
+    class_name: str = Field(alias="class")
+    currency: str
+    service_state: Literal["active", "suspended"]
+    balance: str = Field(description="decimal string; negative when the customer has credit")
+    invoices: list[InvoiceStatus]
+
+
+# ----------------------------------------------------------------------------- re-runs
+class RerunIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"class_name": "residential", "dry_run": True, "reason": "threshold 10 -> 15"},
+        {"customer_id": "c1", "dry_run": False, "reason": "after manual correction"}]})
+
+    class_name: Identifier | None = None
+    customer_id: Identifier | None = None
+    dry_run: StrictBool = False
+    reason: Reason
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> Self:
+        if (self.class_name is None) == (self.customer_id is None):
+            raise ValueError("give exactly one of class_name and customer_id")
+        return self
+
+
+class InvoiceChangeOut(BaseModel):
+    number: str
+    before_status: str | None
+    after_status: str
+    remaining: str
+
+
+class CustomerRerunResult(BaseModel):
+    customer_id: str
+    dry_run: bool
+    changes: list[InvoiceChangeOut]
+    service_before: str
+    service_after: str
+
+
+class RerunOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"workflow_id": "rerun-class-residential-20260702T093000000000Z", "dry_run": False,
+         "done": False, "scanned": 0, "changed_customers": 0, "results": []}]})
+
+    workflow_id: str = Field(description="the RerunWorkflow, to follow in the Temporal UI")
+    dry_run: bool
+    done: bool = Field(description="false: still running (see the workflow)")
+    scanned: int
+    changed_customers: int
+    results: list[CustomerRerunResult] = Field(
+        description="customers whose statuses or service would change / changed")
+
+
+# ----------------------------------------------------------------------------- misc
+class Problem(BaseModel):
+    """Every error except 422 validation errors (those use FastAPI's field-error list)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "unknown customer 'c9'"}]})
+
+    detail: str
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"status": "ok", "database": "ok", "temporal": "ok"}]})
+
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unavailable"]
+    temporal: Literal["ok", "unavailable"]
+
+
+def problem(description: str, example: str | None = None) -> dict[str, Any]:
+    """A ``responses=`` entry for an error answered with ``Problem``."""
+    entry: dict[str, Any] = {"model": Problem, "description": description}
+    if example is not None:
+        entry["content"] = {"application/json": {"example": {"detail": example}}}
+    return entry
+
+
+
+def validation(description: str) -> dict[str, Any]:
+    """A ``responses=`` entry for 422 keeping FastAPI's field-error schema (an entry
+    without content would replace it with nothing)."""
+    return {"description": description, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}

@@ -1,0 +1,224 @@
+"""Multi-invoice and ordering cases on the real servers (SPEC 2.2-2.5, 3)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+
+from db.customers import NewCustomer
+from operations.classes import ClassChange, set_class
+from operations.customers import add
+from operations.invoices import IssueRequest, issue_invoice
+from operations.payments import PaymentRequest, post_payment, reverse_payment
+from operations.status import customer_status
+from tests.support.histories import record_history
+from tests.support.stack import ADMIN, Stack
+from workflows.customer import CustomerWorkflow
+from workflows.invoice import InvoiceWorkflow
+from workflows.payloads import (
+    CustomerWorkflowInput,
+    PostPaymentInput,
+    customer_workflow_id,
+    invoice_workflow_id,
+    payment_update_id,
+)
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+async def customer(stack: Stack, cid: str, *, threshold: str = "10.00") -> None:
+    await stack.call(set_class, ClassChange(
+        name="Residential", currency="USD", threshold=threshold, reminders="3d", grace="2d",
+        warning="1d", from_address="billing@residential.test"), ADMIN)
+    await stack.call(add, NewCustomer(id=cid, name=f"Customer {cid}",
+                                      email=f"{cid}@example.com", class_name="Residential"),
+                     ADMIN)
+
+
+async def issue(stack: Stack, cid: str, number: str, charges: str, issued: datetime,
+                due: datetime) -> dict:
+    return await stack.call(issue_invoice, IssueRequest(
+        customer_id=cid, number=number, charges=charges, issued=issued.isoformat(),
+        due=due.isoformat()), ADMIN)
+
+
+async def pay(stack: Stack, cid: str, payment_id: str, amount: str) -> dict:
+    return await stack.call(post_payment, PaymentRequest(
+        processor="card", payment_id=payment_id, customer_id=cid, amount=amount,
+        currency="USD", received_at=None), None)
+
+
+async def invoices(stack: Stack, cid: str) -> dict[str, dict]:
+    status = await stack.call(customer_status, cid, audit=None)
+    return {i["number"]: i for i in status["invoices"]}
+
+
+async def until_state(stack: Stack, cid: str, state: str) -> None:
+    async def check() -> bool:
+        return await stack.service_state(cid) == state
+
+    await stack.wait_for(check, timeout=90, what=f"service {state}")
+
+
+async def test_overpayment_becomes_credit_for_the_next_invoice(stack: Stack) -> None:
+    await customer(stack, "c-credit")
+    await issue(stack, "c-credit", "I-1", "10.00", NOW - timedelta(days=1), NOW + timedelta(days=20))
+    paid = await pay(stack, "c-credit", "p-30", "30.00")
+    assert (paid["status"], paid["balance"]) == ("accepted", "-20.00")
+    later = datetime.now(UTC) + timedelta(seconds=1)  # issued after the payment arrived
+    second = await issue(stack, "c-credit", "I-2", "15.00", later, later + timedelta(days=30))
+    assert (second["previous_balance"], second["amount_due"], second["remaining"]) == (
+        "-20.00", "-5.00", "0.00")
+    assert second["payment_status"] == "paid"
+    # Both invoices are paid: their workflows end by themselves.
+    for number in ("I-1", "I-2"):
+        result = await stack.client.get_workflow_handle_for(
+            InvoiceWorkflow.run, invoice_workflow_id("c-credit", number)).result()
+        assert result.outcome == "paid"
+    status = await stack.call(customer_status, "c-credit", audit=None)
+    assert status["balance"] == "-5.00"
+    await record_history(stack.client, invoice_workflow_id("c-credit", "I-2"), "invoice_paid_by_credit")
+
+
+async def test_several_partial_payments_oldest_first(stack: Stack) -> None:
+    await customer(stack, "c-partial", threshold="0")
+    await issue(stack, "c-partial", "A", "10.00", NOW - timedelta(days=2), NOW + timedelta(days=20))
+    await issue(stack, "c-partial", "B", "10.00", NOW - timedelta(days=1), NOW + timedelta(days=40))
+    for n, amount in enumerate(("4.00", "4.00", "4.00")):
+        assert (await pay(stack, "c-partial", f"p{n}", amount))["status"] == "accepted"
+    rows = await invoices(stack, "c-partial")
+    assert (rows["A"]["remaining"], rows["A"]["payment_status"]) == ("0.00", "paid")
+    assert (rows["B"]["remaining"], rows["B"]["payment_status"]) == ("8.00", "partially_paid")
+    assert rows["B"]["collection_status"] == "collect"  # threshold 0: any unpaid amount
+    allocations = await stack.query_rows(
+        "SELECT p.payment_id, i.number, a.amount FROM allocations a"
+        " JOIN payments p ON p.id = a.payment_row_id JOIN invoices i ON i.id = a.invoice_id"
+        " WHERE a.customer_id = %s ORDER BY p.id, i.issued_at", "c-partial")
+    assert allocations == [("p0", "A", 400), ("p1", "A", 400), ("p2", "A", 200), ("p2", "B", 200)]
+
+
+async def test_invoice_entered_after_its_due_date_is_overdue_and_suspends_at_once(
+    stack: Stack, smtp_sink
+) -> None:
+    await customer(stack, "c-late")
+    await issue(stack, "c-late", "L-1", "50.00", NOW - timedelta(days=30), NOW - timedelta(days=5))
+    await until_state(stack, "c-late", "suspended")
+    handle = stack.client.get_workflow_handle_for(
+        InvoiceWorkflow.run, invoice_workflow_id("c-late", "L-1"))
+
+    async def steps_done() -> bool:
+        return len((await handle.query(InvoiceWorkflow.status)).steps) == 4
+
+    await stack.wait_for(steps_done, what="all four steps decided")
+    status = await handle.query(InvoiceWorkflow.status)
+    assert status.steps == {
+        "due_reminder:3d": "skipped: its time had passed",
+        "suspension_warning": "skipped: its time had passed",
+        "overdue": "sent",
+        "suspension": "reached",
+    }
+    assert status.next_step is None and status.state == "waiting for payment"
+    await record_history(stack.client, invoice_workflow_id("c-late", "L-1"), "invoice_entered_late")
+
+
+async def test_reversal_suspends_again_and_payment_resumes(stack: Stack) -> None:
+    await customer(stack, "c-rev")
+    await issue(stack, "c-rev", "R-1", "25.00", NOW - timedelta(days=30), NOW - timedelta(days=5))
+    await until_state(stack, "c-rev", "suspended")
+    paid = await pay(stack, "c-rev", "p-rev", "25.00")
+    assert paid["service_state"] == "active"
+    reversed_ = await stack.call(reverse_payment, "card", "p-rev", ADMIN)
+    assert (reversed_["status"], reversed_["service_state"]) == ("reversed", "suspended")
+    rows = await invoices(stack, "c-rev")
+    assert (rows["R-1"]["remaining"], rows["R-1"]["payment_status"]) == ("25.00", "unpaid")
+    again = await stack.call(reverse_payment, "card", "p-rev", ADMIN)
+    assert again["status"] == "already_reversed"
+    events = await stack.query_rows(
+        "SELECT state FROM service_events WHERE customer_id = %s ORDER BY id", "c-rev")
+    assert [e[0] for e in events] == ["suspended", "active", "suspended"]
+    audit = await stack.query_rows(
+        "SELECT action, actor FROM audit_log WHERE action = 'payment.reverse'")
+    assert audit == [("payment.reverse", "test-finance")]
+    await record_history(stack.client, customer_workflow_id("c-rev"), "customer_reversal")
+
+
+async def test_same_payment_by_update_and_signal_at_once_is_applied_once(stack: Stack) -> None:
+    await customer(stack, "c-dup")
+    await issue(stack, "c-dup", "D-1", "20.00", NOW - timedelta(days=1), NOW + timedelta(days=9))
+    payment = PostPaymentInput(processor="card", payment_id="p-dup", amount="20.00",
+                               currency="USD")
+
+    def start_op() -> WithStartWorkflowOperation:
+        return WithStartWorkflowOperation(
+            CustomerWorkflow.run, CustomerWorkflowInput(customer_id="c-dup"),
+            id=customer_workflow_id("c-dup"), task_queue=stack.settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+
+    async def by_update():
+        return await stack.client.execute_update_with_start_workflow(
+            CustomerWorkflow.post_payment, payment, start_workflow_operation=start_op(),
+            id=payment_update_id("card", "p-dup"))
+
+    async def by_signal():
+        await stack.client.start_workflow(
+            CustomerWorkflow.run, CustomerWorkflowInput(customer_id="c-dup"),
+            id=customer_workflow_id("c-dup"), task_queue=stack.settings.task_queue,
+            start_signal="payment_posted", start_signal_args=[payment])
+
+    results = await asyncio.gather(by_update(), by_update(), by_signal(), by_signal())
+    assert results[0].status in ("accepted", "duplicate")
+
+    async def settled() -> bool:
+        q = await stack.client.get_workflow_handle_for(
+            CustomerWorkflow.run, customer_workflow_id("c-dup")).query(CustomerWorkflow.state)
+        return q.queued == 0
+
+    await stack.wait_for(settled, what="queued signals processed")
+    rows = await stack.query_rows("SELECT count(*) FROM payments WHERE customer_id = %s", "c-dup")
+    assert rows == [(1,)]
+    assert (await invoices(stack, "c-dup"))["D-1"]["payment_status"] == "paid"
+
+
+async def test_payment_racing_the_suspension_step_loses_no_resumption(stack: Stack) -> None:
+    await customer(stack, "c-race")
+    # Past due: its workflow reaches the suspension step at once, while the payment arrives.
+    issued = issue(stack, "c-race", "X-1", "30.00", NOW - timedelta(days=30),
+                   NOW - timedelta(days=3))
+    await issued
+    results = await asyncio.gather(pay(stack, "c-race", "p-race", "30.00"),
+                                   asyncio.sleep(0))
+    assert results[0]["status"] == "accepted"
+
+    async def handled() -> bool:
+        rows = await stack.query_rows(
+            "SELECT suspension_reached_at IS NOT NULL FROM invoices WHERE customer_id = %s",
+            "c-race")
+        return rows == [(True,)]
+
+    await stack.wait_for(handled, what="the suspension step")
+    await asyncio.sleep(1.0)  # let any late evaluation land
+    assert await stack.service_state("c-race") == "active"
+    rows = await invoices(stack, "c-race")
+    assert rows["X-1"]["payment_status"] == "paid"
+
+
+async def test_customer_workflow_continues_as_new_and_stays_idempotent(stack: Stack) -> None:
+    await customer(stack, "c-can", threshold="0")
+    await issue(stack, "c-can", "C-1", "100.00", NOW - timedelta(days=1), NOW + timedelta(days=30))
+    handle = await stack.client.start_workflow(
+        CustomerWorkflow.run, CustomerWorkflowInput(customer_id="c-can", max_history_events=40),
+        id=customer_workflow_id("c-can"), task_queue=stack.settings.task_queue)
+    first_run = handle.result_run_id
+    for n in range(12):
+        assert (await pay(stack, "c-can", f"p{n}", "1.00"))["status"] == "accepted"
+    # Re-delivery of an early payment after continue-as-new: still one application.
+    assert (await pay(stack, "c-can", "p0", "1.00"))["status"] == "duplicate"
+    description = await stack.client.get_workflow_handle(customer_workflow_id("c-can")).describe()
+    assert description.run_id != first_run
+    rows = await invoices(stack, "c-can")
+    assert rows["C-1"]["remaining"] == "88.00"
+    count = await stack.query_rows("SELECT count(*) FROM payments WHERE customer_id = %s", "c-can")
+    assert count == [(12,)]
