@@ -371,10 +371,25 @@ def notifications_preview(
     eml: Annotated[str | None, typer.Option(help="Write the whole message to this file.")] = None,
 ) -> None:
     """Render a sample notification without sending it."""
-    from operations.notifications import preview
+    from operations.errors import OperationError
+    from operations.notifications import (
+        preview_class,
+        preview_eml,
+        preview_message,
+        preview_text,
+    )
 
-    text = _run(lambda ctx: preview(ctx, kind, language, class_name, eml))
-    typer.echo(text)
+    klass = _run(lambda ctx: preview_class(ctx, class_name)) if class_name else None
+    try:
+        message = preview_message(kind, language, klass, _settings())
+    except OperationError as err:
+        _fail(str(err))
+    if eml:
+        with open(eml, "wb") as out:
+            out.write(preview_eml(message))
+        typer.echo(f"written to {eml}")
+    else:
+        typer.echo(preview_text(message))
 
 
 @app.command("audit")

@@ -151,7 +151,8 @@ async def _unmatched(ctx: Context, request: PaymentRequest,
     if code is None:
         raise NotFound(f"unknown customer {request.customer_id!r} (give --currency to record "
                        "the payment as unmatched)")
-    currency(code)  # an unknown code is refused even here
+    # Unknown customer, but the money rules still hold: nothing absurd is stored for finance.
+    parse_amount(request.amount, currency(code), allow_zero=False)
     received = received_at or datetime.now(UTC)
     body_hash = _hash(request, code, received_at)
     result = await record_unmatched(ctx.conn, RecordUnmatched(

@@ -44,9 +44,16 @@ def pg_admin_url() -> Iterator[str]:
     datadir = tempfile.mkdtemp(prefix="dunning-test-pg-")
     server = pgserver.get_server(datadir, cleanup_mode="delete")
     try:
-        yield server.get_uri("postgres")
+        yield socket_url(server.get_uri("postgres"))
     finally:
         server.cleanup()
+
+
+def socket_url(uri: str) -> str:
+    """pgserver listens on a unix socket only and names it in ``?host=``; give the URL a
+    nominal host so it reads like any other PostgreSQL URL (libpq lets ?host= win)."""
+    parts = urlsplit(uri)
+    return urlunsplit(parts._replace(netloc="postgres@localhost"))
 
 
 _PREFIX = f"dunning_t{os.getpid()}_"

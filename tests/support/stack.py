@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications.mailer import SmtpConfig, SmtpMailer
@@ -91,7 +92,21 @@ async def running_stack(env: WorkflowEnvironment, database_url: str, smtp_host: 
         async with worker, await psycopg.AsyncConnection.connect(
             database_url, autocommit=True
         ) as conn:
-            yield Stack(env=env, client=env.client, settings=settings, conn=conn)
+            try:
+                yield Stack(env=env, client=env.client, settings=settings, conn=conn)
+            finally:
+                await terminate_running(env.client, settings.task_queue)
     finally:
         await mailer.close()
         await pool.close()
+
+
+async def terminate_running(client: Client, task_queue: str) -> None:
+    """The Temporal server outlives the test: leave none of this test's workflows behind."""
+    query = f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"
+    async for execution in client.list_workflows(query):
+        try:
+            await client.get_workflow_handle(execution.id, run_id=execution.run_id).terminate(
+                reason="end of test")
+        except RPCError:
+            continue  # ended meanwhile
