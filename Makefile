@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test test-faults lint venv clean
+.PHONY: run test test-faults lint venv clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -16,11 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/dunning dev $(ARGS)
+DEMO ?= --demo
 
-demo: $(STAMP)
-	$(BIN)/dunning dev --demo $(ARGS)
+run: $(STAMP)
+	$(BIN)/dunning dev $(DEMO) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

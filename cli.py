@@ -125,10 +125,13 @@ def db_migrate() -> None:
     """Apply pending SQL migrations (safe to run twice or concurrently)."""
     import psycopg
 
-    from db.migrate import migrate
+    from db.migrate import ensure_database, migrate
 
+    url = _settings().database_url
     try:
-        applied = migrate(_settings().database_url)
+        if ensure_database(url):
+            typer.echo("created the database")
+        applied = migrate(url)
     except psycopg.OperationalError as err:
         _fail(f"cannot reach the database: {str(err).splitlines()[0]}")
     typer.echo("applied: " + ", ".join(applied) if applied else "database is up to date")

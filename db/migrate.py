@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Arbitrary constant shared by every runner of this product.
@@ -17,6 +19,29 @@ _LOCK_KEY = 0x64756E6E  # "dunn"
 
 def migration_files() -> list[Path]:
     return sorted(MIGRATIONS_DIR.glob("*.sql"))
+
+
+def ensure_database(conninfo: str) -> bool:
+    """Create the database named in ``conninfo`` if the server does not have it yet.
+
+    Connects to the server's ``postgres`` database for that; returns True if created.
+    """
+    target = conninfo_to_dict(conninfo).get("dbname")
+    if not target:
+        return False
+    try:
+        psycopg.connect(conninfo).close()
+        return False
+    except psycopg.OperationalError as err:
+        if f'database "{target}" does not exist' not in str(err):
+            raise
+    admin = make_conninfo(conninfo, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(target))))
+        except psycopg.errors.DuplicateDatabase:
+            return False  # created by a concurrent runner
+    return True
 
 
 def migrate(conninfo: str) -> list[str]:
