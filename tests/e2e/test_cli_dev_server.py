@@ -90,9 +90,16 @@ def test_suspension_and_resumption_through_the_cli(user_env, smtp_sink, tmp_path
     for message in smtp_sink.to("ana@example.com"):
         assert message["From"].addresses[0].addr_spec == "no-reply@easycall.com"
         assert str(message["Reply-To"]) == "support@easycall.com"
+    listed = dunning_json(env, "notifications", "list", "--customer", "c1")
+    assert len(listed) == 7 and {n["status"] for n in listed} == {"sent"}
+    overdue_key = next(n["key"] for n in listed if n["kind"] == "overdue")
+    resent = dunning_json(env, "notifications", "resend", overdue_key, "--reason", "lost mail")
+    assert resent["key"] == f"{overdue_key}:resend:1" and resent["status"] == "sent"
+    assert len(smtp_sink.to("ana@example.com")) == 8
+    assert dunning_json(env, "notifications", "list", "--status", "failed") == []
     audit = dunning_json(env, "audit", "--customer", "c1")
     actions = {a["action"] for a in audit}
-    assert {"invoice.issue", "payment.post"} <= actions
+    assert {"invoice.issue", "payment.post", "notification.resend"} <= actions
     assert all(a["actor"] == "e2e-finance" for a in audit if a["action"] == "invoice.issue")
 
 

@@ -32,12 +32,13 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def temporal_dev_server() -> Iterator[str]:
-    """`temporal server start-dev` (headless, in memory) with our search attributes."""
+def temporal_dev_server(*, register: bool = True) -> Iterator[str]:
+    """`temporal server start-dev` (headless, in memory), with our search attributes unless
+    ``register`` is false (to check that the worker registers them itself)."""
     port = free_port()
     args = [str(BIN / "temporal"), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
             "--port", str(port), "--log-level", "error"]
-    for attribute in SEARCH_ATTRIBUTES:
+    for attribute in SEARCH_ATTRIBUTES if register else ():
         args += ["--search-attribute", attribute]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
