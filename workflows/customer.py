@@ -10,6 +10,7 @@ provisioning, mails) follow in order from the main loop without delaying the cal
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
@@ -77,26 +78,18 @@ class CustomerWorkflow:
 
     @workflow.update
     async def reverse_payment(self, input: ReversePaymentInput) -> ReversePaymentResult:
-        async with self.lock:
-            result = await self._ledger(
-                REVERSE_PAYMENT,
-                LedgerActivityInput(self.customer_id, token="", now=workflow.now(),
-                                    reversal=input, actor=input.actor,
-                                    reason=f"reversal of {input.processor}:{input.payment_id}"),
-            )
+        result = await self._transact(
+            REVERSE_PAYMENT, f"reversal of {input.processor}:{input.payment_id}",
+            reversal=input, actor=input.actor)
         self._follow(result)
         return ReversePaymentResult(status=result.status, service_state=result.service_state,
                                     balance=result.balance)
 
     @workflow.update
     async def assign_payment(self, input: AssignPaymentInput) -> PostPaymentResult:
-        async with self.lock:
-            result = await self._ledger(
-                ASSIGN_UNMATCHED,
-                LedgerActivityInput(self.customer_id, token="", now=workflow.now(),
-                                    assignment=input, actor=input.actor,
-                                    reason=f"assignment of {input.processor}:{input.payment_id}"),
-            )
+        result = await self._transact(
+            ASSIGN_UNMATCHED, f"assignment of {input.processor}:{input.payment_id}",
+            assignment=input, actor=input.actor)
         self._follow_payment(result, input.processor, input.payment_id,
                              accepted=result.status == "assigned")
         return PostPaymentResult(
@@ -106,12 +99,8 @@ class CustomerWorkflow:
 
     @workflow.update
     async def reevaluate(self, input: ReevaluateInput) -> ReevaluateResult:
-        async with self.lock:
-            result = await self._ledger(
-                REEVALUATE_CUSTOMER,
-                LedgerActivityInput(self.customer_id, token="", now=workflow.now(),
-                                    dry_run=input.dry_run, actor=input.actor, reason="re-run"),
-            )
+        result = await self._transact(REEVALUATE_CUSTOMER, "re-run", dry_run=input.dry_run,
+                                      actor=input.actor)
         if not input.dry_run:
             self._follow(result)
         return ReevaluateResult(
@@ -180,12 +169,7 @@ class CustomerWorkflow:
             if op.kind == "payment" and op.payment is not None:
                 await self._apply_payment(op.payment)
             elif op.kind == "evaluate_service" and op.evaluate is not None:
-                async with self.lock:
-                    result = await self._ledger(
-                        EVALUATE_SERVICE,
-                        LedgerActivityInput(self.customer_id, token="", now=workflow.now(),
-                                            reason=op.evaluate.reason),
-                    )
+                result = await self._transact(EVALUATE_SERVICE, op.evaluate.reason)
                 self._follow(result)
         except ApplicationError as err:
             # Bad input on the fire-and-forget path has nobody to answer to: log it.
@@ -195,13 +179,9 @@ class CustomerWorkflow:
         if payment.received_at is None:
             # Stamped here, deterministically, so a replay sees the same instant.
             payment.received_at = workflow.now()
-        async with self.lock:
-            result = await self._ledger(
-                APPLY_PAYMENT,
-                LedgerActivityInput(self.customer_id, token="", now=workflow.now(),
-                                    payment=payment, actor=payment.actor,
-                                    reason=f"payment {payment.processor}:{payment.payment_id}"),
-            )
+        result = await self._transact(
+            APPLY_PAYMENT, f"payment {payment.processor}:{payment.payment_id}",
+            payment=payment, actor=payment.actor)
         self._follow_payment(result, payment.processor, payment.payment_id,
                              accepted=result.status == "accepted")
         return result
@@ -214,6 +194,12 @@ class CustomerWorkflow:
         if result.payment_receipts:
             receipt = f"payment:{processor}:{payment_id}:payment_received"
         self._follow(result, receipt_key=receipt, payment_ref=f"{processor}:{payment_id}")
+
+    async def _transact(self, activity: str, reason: str, **fields: Any) -> LedgerActivityResult:
+        """One ledger transaction at a time for this customer (the lock), at this instant."""
+        async with self.lock:
+            return await self._ledger(activity, LedgerActivityInput(
+                self.customer_id, now=workflow.now(), reason=reason, **fields))
 
     async def _ledger(self, activity: str, input: LedgerActivityInput) -> LedgerActivityResult:
         self.last_operation = f"{activity}: {input.reason}"

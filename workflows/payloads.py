@@ -242,8 +242,7 @@ class LedgerActivityInput:
     """Input of the ledger activities: one customer-level transaction."""
 
     customer_id: str
-    token: str  # idempotency of activity retries (run id + activity id)
-    now: datetime
+    now: datetime  # the workflow's instant (time-skipping tests and production agree)
     payment: PostPaymentInput | None = None
     reversal: ReversePaymentInput | None = None
     assignment: AssignPaymentInput | None = None
