@@ -282,12 +282,13 @@ def payment_assign(
 @app.command("status")
 def status(
     customer_id: Annotated[str, typer.Argument(metavar="CUSTOMER_ID")],
-    as_json: JsonOpt = False,
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """A customer's service state, balance and invoices."""
+    """A customer's service state, balance and invoices (the read is audited)."""
     from operations.status import customer_status
 
-    doc = _run(lambda ctx: customer_status(ctx, customer_id, audit=None))
+    audit = _audit(actor, reason or "cli read")
+    doc = _run(lambda ctx: customer_status(ctx, customer_id, audit=audit))
     _print(doc, as_json, _status_text)
 
 

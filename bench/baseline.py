@@ -45,6 +45,19 @@ class EntityWorkflow:
         await workflow.wait_condition(lambda: False)
 
 
+@workflow.defn
+class SleeperWorkflow:
+    """An open workflow waiting on a far timer, with a query (long_lived's baseline)."""
+
+    @workflow.query
+    def status(self) -> str:
+        return "sleeping"
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.sleep(timedelta(days=365))
+
+
 async def start_noops(client: Client, task_queue: str, n: int, concurrency: int
                       ) -> tuple[float, list[float]]:
     """Start n NoopWorkflows; (seconds until all completed, start-to-close latencies)."""
@@ -95,7 +108,7 @@ async def update_entities(client: Client, task_queue: str, n: int, entities: int
 
 async def _main(address: str, task_queue: str) -> None:
     client = await Client.connect(address)
-    worker = Worker(client, task_queue=task_queue, workflows=[NoopWorkflow, EntityWorkflow],
+    worker = Worker(client, task_queue=task_queue, workflows=[NoopWorkflow, EntityWorkflow, SleeperWorkflow],
                     activities=[noop])
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -72,13 +72,13 @@ def invoice_requests(customers: list[str], n: int, due: datetime) -> list[IssueR
 
 
 async def wait_for_mail(srv: Servers, ctx: Context, n: int, sink_before: int,
-                        timeout: float = 1800) -> float:
+                        limit: float = 1800) -> float:
     async def done() -> bool:
         sent = await scalar(ctx.conn, "SELECT count(*) FROM notifications"
                             " WHERE kind = 'invoice_issued' AND status = 'sent'")
         return sent >= n and srv.sink_count - sink_before >= n
 
-    return await until(done, timeout, "invoice_issued mails")
+    return await until(done, limit, "invoice_issued mails")
 
 
 async def run_product(srv: Servers, n: int, processes: int, concurrency: int,

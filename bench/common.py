@@ -192,8 +192,8 @@ class WorkerProcess:
 
 
 async def wait_for_pollers(client: Client, task_queue: str, count: int,
-                           timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
+                           limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         resp = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
             namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
@@ -201,15 +201,21 @@ async def wait_for_pollers(client: Client, task_queue: str, count: int,
         if len({p.identity for p in resp.pollers}) >= count:
             return
         await asyncio.sleep(0.2)
-    raise TimeoutError(f"no {count} worker(s) polling {task_queue} after {timeout}s")
+    raise TimeoutError(f"no {count} worker(s) polling {task_queue} after {limit}s")
+
+
+def _spawn(args: list[str], env: dict[str, str], log_path: Path
+           ) -> tuple[subprocess.Popen[bytes], Any]:
+    log = open(log_path, "wb")  # noqa: SIM115 (closed by worker_process)
+    proc = subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, log
 
 
 @asynccontextmanager
 async def worker_process(client: Client, args: list[str], env: dict[str, str],
                          task_queue: str, pollers: int = 1) -> AsyncIterator[WorkerProcess]:
-    log = open(Path(tempfile.gettempdir()) / f"bench-worker-{task_queue}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc, log = _spawn(args, env, Path(tempfile.gettempdir()) / f"bench-worker-{task_queue}.log")
     worker = WorkerProcess(proc)
     try:
         await wait_for_pollers(client, task_queue, pollers)
@@ -267,10 +273,10 @@ async def run_concurrently(items: Iterable[Any], workers: list[Any],
     await asyncio.gather(*(loop(r) for r in workers))
 
 
-async def until(predicate: Callable[[], Awaitable[bool]], timeout: float,
+async def until(predicate: Callable[[], Awaitable[bool]], limit: float,
                 what: str, interval: float = 0.2) -> float:
     """Poll until true; returns time.monotonic() at the first true poll."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit
     while not await predicate():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")

@@ -22,7 +22,6 @@ from bench.baseline import update_entities
 from bench.billing_cycle import issue_many, setup_customers
 from bench.common import (
     Result,
-    Servers,
     baseline_worker,
     contexts,
     fresh_database,

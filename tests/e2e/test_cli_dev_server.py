@@ -99,7 +99,7 @@ def test_suspension_and_resumption_through_the_cli(user_env, smtp_sink, tmp_path
     assert dunning_json(env, "notifications", "list", "--status", "failed") == []
     audit = dunning_json(env, "audit", "--customer", "c1")
     actions = {a["action"] for a in audit}
-    assert {"invoice.issue", "payment.post", "notification.resend"} <= actions
+    assert {"invoice.issue", "payment.post", "notification.resend", "customer.read"} <= actions
     assert all(a["actor"] == "e2e-finance" for a in audit if a["action"] == "invoice.issue")
 
 
