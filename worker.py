@@ -82,6 +82,11 @@ def build_worker(client: Client, task_queue: str, resources: WorkerResources,
 
 async def run_worker(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
+    # Handlers first: a SIGTERM while connecting must still mean "stop cleanly".
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     client = await connect_client(settings)
     await ensure_search_attributes(client)
     async with AsyncExitStack() as stack:
@@ -91,10 +96,6 @@ async def run_worker(settings: Settings | None = None) -> None:
         mailer = SmtpMailer(SmtpConfig.from_settings(settings))
         stack.push_async_callback(mailer.close)
         worker = build_worker(client, settings.task_queue, WorkerResources(pool, mailer), settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         log.info("worker polling task queue %r on %s", settings.task_queue,
                  settings.temporal_address)
         async with worker:

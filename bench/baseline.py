@@ -108,7 +108,8 @@ async def update_entities(client: Client, task_queue: str, n: int, entities: int
 
 async def _main(address: str, task_queue: str) -> None:
     client = await Client.connect(address)
-    worker = Worker(client, task_queue=task_queue, workflows=[NoopWorkflow, EntityWorkflow, SleeperWorkflow],
+    worker = Worker(client, task_queue=task_queue,
+                    workflows=[NoopWorkflow, EntityWorkflow, SleeperWorkflow],
                     activities=[noop])
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

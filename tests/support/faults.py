@@ -47,12 +47,15 @@ async def _rows(conn: psycopg.AsyncConnection, query: str, *params: Any) -> list
     return await cur.fetchall()
 
 
-async def check_invariants(database_url: str, sink_messages: list[EmailMessage] | None = None
-                           ) -> dict[str, int]:
+async def check_invariants(database_url: str, sink_messages: list[EmailMessage] | None = None,
+                           *, crash_window_duplicates: int = 0) -> dict[str, int]:
     """Assert SPEC 2.2-2.4 and 2.6 hold in the database; returns a few totals for reports.
 
     ``sink_messages``: everything the SMTP server accepted during the test (to prove no
     notification key was sent twice and every ``sent`` row really went out once).
+    ``crash_window_duplicates``: how many second copies a test that kills the worker
+    tolerates (the known bug of tests/faults/test_worker_kill.py::test_crash_after_smtp_
+    accepted_sends_twice: a crash between SMTP acceptance and the outbox commit resends).
     """
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         customers = await _rows(conn, "SELECT c.id, c.balance, c.credit, c.service_state,"
@@ -62,7 +65,7 @@ async def check_invariants(database_url: str, sink_messages: list[EmailMessage] 
         for customer_id, balance, credit, service_state, threshold in customers:
             await _check_customer(conn, customer_id, balance, credit, service_state, threshold,
                                   totals)
-        await _check_outbox(conn, sink_messages, totals)
+        await _check_outbox(conn, sink_messages, totals, crash_window_duplicates)
     return dict(totals)
 
 
@@ -129,7 +132,7 @@ async def _check_customer(conn: psycopg.AsyncConnection, customer_id: str, balan
 
 
 async def _check_outbox(conn: psycopg.AsyncConnection, sink_messages: list[EmailMessage] | None,
-                        totals: Counter[str]) -> None:
+                        totals: Counter[str], tolerated: int = 0) -> None:
     rows = await _rows(conn, "SELECT key, message_id, status FROM notifications")
     totals["notifications"] = len(rows)
     totals["sent"] = sum(1 for r in rows if r[2] == "sent")
@@ -138,7 +141,8 @@ async def _check_outbox(conn: psycopg.AsyncConnection, sink_messages: list[Email
     received = Counter(_mid(m["Message-ID"]) for m in sink_messages)
     twice = {mid: n for mid, n in received.items() if n > 1}
     by_mid = {_mid(mid): key for key, mid, _ in rows}
-    assert not twice, "sent twice: " + ", ".join(f"{by_mid.get(m, m)} x{n}"
+    totals["duplicates"] = sum(n - 1 for n in twice.values())
+    assert totals["duplicates"] <= tolerated, "sent twice: " + ", ".join(f"{by_mid.get(m, m)} x{n}"
                                                  for m, n in twice.items())
     unknown = set(received) - set(by_mid)
     assert not unknown, f"mails without an outbox row: {sorted(unknown)[:5]}"
@@ -158,7 +162,10 @@ async def check_nothing_stuck(client: Client, task_queue: str, database_url: str
             f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"):
         if execution.workflow_type == "CustomerWorkflow":
             handle = client.get_workflow_handle(execution.id)
-            state = await handle.query("state", result_type=CustomerStateQueryResult)
+            # After a worker died, a query may first go to its sticky queue: ask again.
+            state = await eventually(
+                lambda h=handle: h.query("state", result_type=CustomerStateQueryResult),
+                timeout=30, what=f"an answer from {execution.id}")
             assert (state.queued, state.followups) == (0, 0), f"{execution.id}: {state}"
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         paid = await _rows(conn, "SELECT customer_id, number FROM invoices"
@@ -218,6 +225,7 @@ class FaultySmtp:
     data_attempts: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     controller: Controller | None = None
+    on_accept: Callable[[], None] | None = None  # runs after a message is kept, before 250
 
     def start(self) -> None:
         self.controller = Controller(_ScriptedHandler(self), hostname=self.host, port=self.port)
@@ -264,6 +272,8 @@ class _ScriptedHandler:
         data = envelope.original_content or envelope.content
         with self.smtp.lock:
             self.smtp.messages.append(BytesParser(policy=policy.default).parsebytes(data))
+        if self.smtp.on_accept is not None:
+            self.smtp.on_accept()
         return "250 2.0.0 OK queued"
 
 
