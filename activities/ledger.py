@@ -22,11 +22,13 @@ from db.customers import get_customer_with_class
 from db.errors import CurrencyMismatch, InvalidValue, UnknownCustomer, UnknownPayment
 from db.fold import InvoiceChange as DbInvoiceChange
 from db.fold import ServiceTransition as DbTransition
+from db.invoice_rows import get_invoice
 from db.invoices import get_facts, invoice_statuses, mark_suspension_reached
 from db.rows import AuditInfo, ClassRow, CustomerRow
 from db.unmatched import AssignUnmatched
 from db.unmatched import assign_unmatched as assign
 from domain.money import MoneyError, currency, parse_amount
+from operations.invoices import planned_steps, start_invoice_workflow
 from workflows import policies
 from workflows.customer import CustomerWorkflow
 from workflows.payloads import (
@@ -36,6 +38,7 @@ from workflows.payloads import (
     EVALUATE_SERVICE,
     REACH_SUSPENSION,
     REEVALUATE_CUSTOMER,
+    REOPEN_INVOICE,
     REVERSE_PAYMENT,
     Actor,
     CheckInvoiceInput,
@@ -47,6 +50,8 @@ from workflows.payloads import (
     LedgerActivityResult,
     ReachSuspensionInput,
     ReachSuspensionResult,
+    ReopenInvoiceInput,
+    ReopenInvoiceResult,
     ServiceTransition,
     customer_workflow_id,
 )
@@ -241,6 +246,19 @@ class LedgerActivities:
                 f"invoice {input.invoice_number} of {input.customer_id} not found",
                 type=policies.NOT_FOUND, non_retryable=True)
         return facts
+
+    @activity.defn(name=REOPEN_INVOICE)
+    async def reopen_invoice(self, input: ReopenInvoiceInput) -> ReopenInvoiceResult:
+        """Start the lifecycle of an invoice again after a reversal opened it (idempotent)."""
+        async with self.pool.connection() as conn:
+            customer, klass = await self._customer(conn, input.customer_id)
+            invoice = await get_invoice(conn, input.customer_id, input.invoice_number)
+        if invoice is None or invoice.payment_status == "paid":
+            return ReopenInvoiceResult(started=False)
+        started = await start_invoice_workflow(
+            self.client, self.task_queue, invoice, klass, customer.service_state,
+            planned_steps(invoice, klass), reopen=True)
+        return ReopenInvoiceResult(started=started == "started")
 
     @activity.defn(name=REACH_SUSPENSION)
     async def reach_suspension(self, input: ReachSuspensionInput) -> ReachSuspensionResult:

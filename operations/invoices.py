@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -86,8 +86,7 @@ async def issue_invoice(ctx: Context, request: IssueRequest, audit: AuditInfo | 
     client = client or await ctx.client()
     started = await start_invoice_workflow(
         client, ctx.settings.task_queue, invoice, klass, result.service_state,
-        [PlannedStep(kind=str(s.kind), key=s.key, at=s.at)
-         for s in plan_steps(invoice.overdue_at, policy)],
+        planned_steps(invoice, klass),
     )
     if result.changes:
         # A back-dated invoice can change older ones: tell their workflows at once.
@@ -95,10 +94,19 @@ async def issue_invoice(ctx: Context, request: IssueRequest, audit: AuditInfo | 
     return invoice_document(invoice, klass, result.status, started)
 
 
+def planned_steps(invoice: InvoiceRow, klass: ClassRow) -> list[PlannedStep]:
+    return [PlannedStep(kind=str(s.kind), key=s.key, at=s.at)
+            for s in plan_steps(invoice.overdue_at, class_policy(klass))]
+
+
 async def start_invoice_workflow(client: Client, task_queue: str, invoice: InvoiceRow,
                                  klass: ClassRow, service_state: str,
-                                 steps: list[PlannedStep]) -> str:
-    """Start the invoice's workflow unless it exists; returns "started" or "already started"."""
+                                 steps: list[PlannedStep], *, reopen: bool = False) -> str:
+    """Start the invoice's workflow unless it exists; returns "started" or "already started".
+
+    ``reopen``: the invoice's workflow ended (paid) and a reversal opened the invoice again;
+    a new run of the same id takes over (mails already sent are not sent again: outbox).
+    """
     workflow_id = invoice_workflow_id(invoice.customer_id, invoice.number)
     facts = InvoiceFacts(number=invoice.number, remaining=invoice.remaining,
                          collection_status=invoice.collection_status,
@@ -116,7 +124,8 @@ async def start_invoice_workflow(client: Client, task_queue: str, invoice: Invoi
             ),
             id=workflow_id,
             task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_reuse_policy=(WorkflowIDReusePolicy.ALLOW_DUPLICATE if reopen
+                             else WorkflowIDReusePolicy.REJECT_DUPLICATE),
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=sa.typed((sa.CUSTOMER_ID, invoice.customer_id),
                 (sa.CUSTOMER_CLASS, klass.name),
@@ -142,15 +151,6 @@ async def start_invoice_workflow(client: Client, task_queue: str, invoice: Invoi
             f"invoice {invoice.number} is recorded, but its workflow could not be started "
             f"({err}); run the same command again to start it") from None
     return "started"
-
-
-async def workflow_status(client: Client, customer_id: str, number: str) -> str | None:
-    try:
-        desc = await client.get_workflow_handle(invoice_workflow_id(customer_id, number)).describe()
-    except RPCError:
-        return None
-    status = desc.status
-    return status.name.lower() if isinstance(status, WorkflowExecutionStatus) else None
 
 
 def invoice_document(invoice: InvoiceRow, klass: ClassRow, status: str,

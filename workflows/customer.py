@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ASSIGN_UNMATCHED,
         EVALUATE_SERVICE,
         REEVALUATE_CUSTOMER,
+        REOPEN_INVOICE,
         REVERSE_PAYMENT,
         ApplyServiceStateInput,
         ApplyServiceStateResult,
@@ -41,6 +42,8 @@ with workflow.unsafe.imports_passed_through():
         PostPaymentResult,
         ReevaluateInput,
         ReevaluateResult,
+        ReopenInvoiceInput,
+        ReopenInvoiceResult,
         ReversePaymentInput,
         ReversePaymentResult,
         SendNotificationInput,
@@ -239,8 +242,17 @@ class CustomerWorkflow:
                     InvoiceReevaluatedSignal(facts=facts, service_state=followup.service_state),
                 )
             except FailureError as err:
-                # The invoice workflow already ended (paid before): nothing to tell it.
                 workflow.logger.info("invoice %s not signalled: %s", facts.number, err)
+                # Its workflow ended when the invoice was paid; a reversal that opens it
+                # again needs its lifecycle back (suspension step included).
+                if not facts.paid and workflow.patched("reopen-invoices"):
+                    await workflow.execute_activity(
+                        REOPEN_INVOICE,
+                        ReopenInvoiceInput(self.customer_id, facts.number),
+                        result_type=ReopenInvoiceResult,
+                        start_to_close_timeout=policies.LEDGER_TIMEOUT,
+                        retry_policy=policies.LEDGER_RETRY,
+                    )
         if followup.transition is not None:
             transition = followup.transition
             await workflow.execute_activity(

@@ -18,6 +18,7 @@ ASSIGN_UNMATCHED = "assign_unmatched"
 REEVALUATE_CUSTOMER = "reevaluate_customer"
 EVALUATE_SERVICE = "evaluate_service"
 CHECK_INVOICE = "check_invoice"
+REOPEN_INVOICE = "reopen_invoice"
 REACH_SUSPENSION = "reach_suspension"
 SEND_NOTIFICATION = "send_notification"
 APPLY_SERVICE_STATE = "apply_service_state"
@@ -268,6 +269,17 @@ class LedgerActivityResult:
 class CheckInvoiceInput:
     customer_id: str
     invoice_number: str
+
+
+@dataclass
+class ReopenInvoiceInput:
+    customer_id: str
+    invoice_number: str
+
+
+@dataclass
+class ReopenInvoiceResult:
+    started: bool
 
 
 @dataclass

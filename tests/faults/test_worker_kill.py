@@ -111,13 +111,13 @@ async def test_sigkill_during_billing_cycle_and_payment_storm(dev_client, dev_se
                                  what=f"{expected} mails after the storm")
                 await eventually(lambda: _all_invoice_workflows_done(dev_client, settings),
                                  timeout=60, what="the invoice workflows to end")
+                await check_nothing_stuck(dev_client, settings.task_queue, database_url)
     assert await count(database_url, "SELECT count(*) FROM payments") == CUSTOMERS * INVOICES_EACH
     assert await count(database_url, "SELECT count(*) FROM invoices"
                        " WHERE payment_status <> 'paid'") == 0
     assert await count(database_url, "SELECT count(*) FROM customers"
                        " WHERE service_state <> 'active'") == 0
     await check_invariants(database_url, smtp_sink.messages, crash_window_duplicates=4)
-    await check_nothing_stuck(dev_client, settings.task_queue, database_url)
     await setup.conn.close()
 
 

@@ -222,3 +222,20 @@ async def test_customer_workflow_continues_as_new_and_stays_idempotent(stack: St
     assert rows["C-1"]["remaining"] == "88.00"
     count = await stack.query_rows("SELECT count(*) FROM payments WHERE customer_id = %s", "c-can")
     assert count == [(12,)]
+
+
+async def test_reversal_reopens_a_paid_invoice_and_its_lifecycle_resumes(stack: Stack) -> None:
+    await customer(stack, "c-reopen")
+    await issue(stack, "c-reopen", "O-1", "50.00", NOW - timedelta(days=1), NOW + timedelta(days=10))
+    assert (await pay(stack, "c-reopen", "p-open", "50.00"))["status"] == "accepted"
+    first = await stack.client.get_workflow_handle_for(
+        InvoiceWorkflow.run, invoice_workflow_id("c-reopen", "O-1")).result()
+    assert first.outcome == "paid"
+    # The chargeback opens the invoice again: its lifecycle must come back, up to suspension.
+    reversed_ = await stack.call(reverse_payment, "card", "p-open", ADMIN)
+    assert reversed_["status"] == "reversed"
+    await until_state(stack, "c-reopen", "suspended")
+    kinds = [kind for _, kind, _ in await stack.notifications("c-reopen")]
+    assert kinds.count("invoice_issued") == 1  # the reopened run does not announce it again
+    assert kinds.count("overdue") == 1 and kinds.count("service_suspended") == 1
+    await record_history(stack.client, customer_workflow_id("c-reopen"), "customer_reopen")
