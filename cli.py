@@ -47,9 +47,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 
 
 def _settings():
-    from settings import get_settings
+    from settings import SettingsError, get_settings
 
-    return get_settings()
+    try:
+        return get_settings()
+    except SettingsError as err:
+        _fail(str(err))
 
 
 def _audit(actor: str | None, reason: str | None):
@@ -134,6 +137,8 @@ def db_migrate() -> None:
         applied = migrate(url)
     except psycopg.OperationalError as err:
         _fail(f"cannot reach the database: {str(err).splitlines()[0]}")
+    except psycopg.Error as err:
+        _fail(f"migration failed: {str(err).splitlines()[0]}")
     typer.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
 
 
@@ -414,9 +419,19 @@ def audit(
 @app.command("worker")
 def worker() -> None:
     """Run the Temporal worker (workflows and activities) until SIGTERM/SIGINT."""
+    import psycopg
+
     import worker as worker_module
 
-    worker_module.main()
+    settings = _settings()
+    try:
+        worker_module.main(settings)
+    except psycopg.OperationalError as err:
+        _fail(f"cannot reach the database: {str(err).splitlines()[0]}")
+    except RuntimeError as err:
+        if "connect" not in str(err).lower():
+            raise
+        _fail(f"cannot reach Temporal at {settings.temporal_address}: {err}")
 
 
 @app.command("api")

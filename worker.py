@@ -104,9 +104,9 @@ async def run_worker(settings: Settings | None = None) -> None:
         log.info("worker stopped")
 
 
-def main() -> None:
+def main(settings: Settings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_worker())
+    asyncio.run(run_worker(settings))
 
 
 if __name__ == "__main__":

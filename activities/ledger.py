@@ -24,6 +24,7 @@ from db.fold import InvoiceChange as DbInvoiceChange
 from db.fold import ServiceTransition as DbTransition
 from db.invoice_rows import get_invoice
 from db.invoices import get_facts, invoice_statuses, mark_suspension_reached
+from db.payments import get_payment
 from db.rows import AuditInfo, ClassRow, CustomerRow
 from db.unmatched import AssignUnmatched
 from db.unmatched import assign_unmatched as assign
@@ -152,6 +153,11 @@ class LedgerActivities:
             raise _invalid("reverse_payment needs a reversal")
         async with self.pool.connection() as conn:
             _, klass = await self._customer(conn, input.customer_id)
+            payment = await get_payment(conn, reversal.processor, reversal.payment_id)
+            if payment is not None and payment.customer_id != input.customer_id:
+                # Checked before anything is written: only the owner's workflow reverses.
+                raise _invalid(f"payment {reversal.processor}:{reversal.payment_id} belongs "
+                               "to another customer")
             try:
                 result = await ledger.reverse_payment(conn, ledger.ReversePayment(
                     processor=reversal.processor, payment_id=reversal.payment_id,
@@ -161,9 +167,6 @@ class LedgerActivities:
             except UnknownPayment as err:
                 raise ApplicationError(str(err), type=policies.NOT_FOUND,
                                        non_retryable=True) from None
-        if result.customer_id != input.customer_id:
-            raise _invalid(f"payment {reversal.processor}:{reversal.payment_id} belongs to "
-                           "another customer")
         service_before = result.service.previous_state if result.service else result.service_state
         return LedgerActivityResult(
             status=result.status, changed=[_facts(c) for c in result.changes],

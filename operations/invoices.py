@@ -83,14 +83,21 @@ async def issue_invoice(ctx: Context, request: IssueRequest, audit: AuditInfo | 
         raise Conflict(f"invoice {request.number} of {customer.id} already exists with other "
                        f"{', '.join(result.conflict_fields)}; nothing changed")
     invoice = result.invoice
-    client = client or await ctx.client()
+    try:
+        client = client or await ctx.client()
+    except RuntimeError as err:
+        raise OperationError(
+            f"invoice {invoice.number} is recorded, but Temporal is not reachable ({err}); "
+            "run the same command again to start its workflow") from None
     started = await start_invoice_workflow(
         client, ctx.settings.task_queue, invoice, klass, result.service_state,
         planned_steps(invoice, klass),
     )
     if result.changes:
-        # A back-dated invoice can change older ones: tell their workflows at once.
-        await notify_invoices(client, customer.id, result.changes, result.service_state)
+        # A back-dated invoice moves money between invoices: tell their workflows at once.
+        await notify_invoices(ctx, client, klass, customer.id, result.changes,
+                              result.service_state,
+                              reason=f"back-dated invoice {invoice.number} issued")
     return invoice_document(invoice, klass, result.status, started)
 
 

@@ -63,7 +63,9 @@ class CustomerWorkflow:
         self.service_state = "unknown"
         self.class_name: str | None = None
         self.last_operation = "started"
-        self.mails: list[asyncio.Task[None]] = []
+        # Mails in flight, with what they send: handed to the next run at continue-as-new.
+        self.mails: list[tuple[asyncio.Task[None], SendNotificationInput]] = []
+        self.carried_mails = list(input.mails)
 
     # --- updates: the caller waits for the committed transaction -----------------------
 
@@ -139,6 +141,8 @@ class CustomerWorkflow:
     @workflow.run
     async def run(self, input: CustomerWorkflowInput) -> None:
         workflow.upsert_search_attributes([sa.CUSTOMER_ID.value_set(self.customer_id)])
+        for notification in self.carried_mails:
+            self._send(notification)  # the outbox keeps them to one delivery each
         while True:
             await workflow.wait_condition(
                 lambda: bool(self.queue or self.followups) or self._history_is_long()
@@ -149,14 +153,14 @@ class CustomerWorkflow:
                 await self._run_queued(self.queue.pop(0))
             else:
                 break
-        # Mails first; then, with no await in between, let running updates finish and hand
-        # over what they queued: an update accepted meanwhile must not be cut off.
-        await asyncio.gather(*self.mails)
+        # Let running updates finish, then hand over what they queued and the mails still
+        # in flight (a mail retrying for days must not hold up this customer's payments).
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
             CustomerWorkflowInput(
                 customer_id=self.customer_id, pending=self.queue, followups=self.followups,
                 max_history_events=self.max_history_events,
+                mails=[n for task, n in self.mails if not task.done()],
             )
         )
 
@@ -278,8 +282,8 @@ class CustomerWorkflow:
             ))
 
     def _send(self, notification: SendNotificationInput) -> None:
-        self.mails = [t for t in self.mails if not t.done()]
-        self.mails.append(asyncio.create_task(deliver(notification)))
+        self.mails = [(t, n) for t, n in self.mails if not t.done()]
+        self.mails.append((asyncio.create_task(deliver(notification)), notification))
 
     def _publish(self, result: LedgerActivityResult) -> None:
         self.service_state = result.service_state

@@ -85,6 +85,19 @@ class InvoiceWorkflow:
         self._send("invoice_issued", f"{self._key()}:invoice_issued")
         # Steps already behind us when the workflow starts (an invoice entered late).
         await self._process_due(reached_until=None)
+        while True:
+            await self._follow_until_finished()
+            self._publish()
+            # A mail still retrying must finish (or fail) before the workflow closes; a
+            # reversal that opens the invoice meanwhile takes the lifecycle up again.
+            await asyncio.gather(*self.mails)
+            if self._finished():
+                break
+        outcome = "paid" if self.facts.paid else "cancelled"
+        return InvoiceWorkflowResult(number=input.invoice_number, outcome=outcome,
+                                     steps=dict(self.outcomes))
+
+    async def _follow_until_finished(self) -> None:
         while not self._finished():
             self._publish()
             nxt = self.pending[0] if self.pending else None
@@ -100,12 +113,6 @@ class InvoiceWorkflow:
                     await self._process_due(reached_until=nxt.at)
                     continue
             await self._on_reevaluated()
-        self._publish()
-        # A mail still retrying must finish (or fail) before the workflow closes.
-        await asyncio.gather(*self.mails)
-        outcome = "paid" if self.facts.paid else "cancelled"
-        return InvoiceWorkflowResult(number=input.invoice_number, outcome=outcome,
-                                     steps=dict(self.outcomes))
 
     async def _on_reevaluated(self) -> None:
         self.changed = False

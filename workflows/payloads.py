@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import quote
 
 # Activity names (defined in activities/, referenced by name from workflows/).
 APPLY_PAYMENT = "apply_payment"
@@ -26,12 +27,18 @@ LIST_CUSTOMERS = "list_customers_page"
 REEVALUATE_VIA_WORKFLOW = "reevaluate_via_customer_workflow"
 
 
+def _part(value: str) -> str:
+    # Percent-encode everything but plain characters, so ":" only ever separates parts:
+    # customer "k" with invoice "x:1" and customer "k:x" with invoice "1" stay distinct.
+    return quote(value, safe="-_.~")
+
+
 def invoice_workflow_id(customer_id: str, number: str) -> str:
-    return f"invoice-{customer_id}-{number}"
+    return f"invoice:{_part(customer_id)}:{_part(number)}"
 
 
 def customer_workflow_id(customer_id: str) -> str:
-    return f"customer-{customer_id}"
+    return f"customer:{_part(customer_id)}"
 
 
 def payment_update_id(processor: str, payment_id: str) -> str:
@@ -124,6 +131,7 @@ class CustomerWorkflowInput:
     followups: list[Followup] = field(default_factory=list)
     # Tests force a small value to exercise continue-as-new.
     max_history_events: int = 5_000
+    mails: list[SendNotificationInput] = field(default_factory=list)
 
 
 @dataclass

@@ -239,3 +239,24 @@ async def test_reversal_reopens_a_paid_invoice_and_its_lifecycle_resumes(stack: 
     assert kinds.count("invoice_issued") == 1  # the reopened run does not announce it again
     assert kinds.count("overdue") == 1 and kinds.count("service_suspended") == 1
     await record_history(stack.client, customer_workflow_id("c-reopen"), "customer_reopen")
+
+
+async def test_back_dated_invoice_reopens_a_paid_one_and_its_lifecycle(stack: Stack) -> None:
+    await customer(stack, "c-back")
+    await issue(stack, "c-back", "B-2", "50.00", NOW - timedelta(days=1), NOW + timedelta(days=10))
+    assert (await pay(stack, "c-back", "p-back", "50.00"))["status"] == "accepted"
+    handle = stack.client.get_workflow_handle_for(
+        InvoiceWorkflow.run, invoice_workflow_id("c-back", "B-2"))
+    assert (await handle.result()).outcome == "paid"
+    # An older invoice arrives late: oldest first, the payment now pays it instead.
+    older = await issue(stack, "c-back", "B-1", "50.00", NOW - timedelta(days=5),
+                        NOW + timedelta(days=20))
+    assert older["payment_status"] == "paid"
+    rows = await invoices(stack, "c-back")
+    assert (rows["B-2"]["payment_status"], rows["B-2"]["collection_status"]) == (
+        "unpaid", "collect")
+    # B-2's lifecycle is back: it reaches its suspension time and suspends the service.
+    await until_state(stack, "c-back", "suspended")
+    events = await stack.query_rows(
+        "SELECT causes FROM service_events WHERE customer_id = %s", "c-back")
+    assert events == [(["B-2"],)]
