@@ -417,7 +417,10 @@ def audit(
 
 
 @app.command("worker")
-def worker() -> None:
+def worker(
+    processes: Annotated[int, typer.Option("--processes", min=1,
+                                           help="Worker processes, one per core.")] = 1,
+) -> None:
     """Run the Temporal worker (workflows and activities) until SIGTERM/SIGINT."""
     import psycopg
 
@@ -425,7 +428,12 @@ def worker() -> None:
 
     settings = _settings()
     try:
-        worker_module.main(settings)
+        if processes == 1:
+            worker_module.main(settings)
+        else:
+            from worker_processes import run_worker_processes
+
+            run_worker_processes(processes)
     except psycopg.OperationalError as err:
         _fail(f"cannot reach the database: {str(err).splitlines()[0]}")
     except RuntimeError as err:

@@ -22,6 +22,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import build_activities
 from activities.notifications.mailer import SmtpConfig, SmtpMailer
@@ -35,6 +36,9 @@ from workflows.rerun import RerunWorkflow
 log = logging.getLogger("dunning.worker")
 
 WORKFLOWS = (InvoiceWorkflow, CustomerWorkflow, RerunWorkflow)
+# Deterministic, side-effect-free modules the workflows import (see the before-stop hook).
+PURE_MODULES = ("domain", "workflows.payloads", "workflows.policies",
+                "workflows.search_attributes")
 
 async def ensure_search_attributes(
     client: Client, keys: Sequence[SearchAttributeKey] = search_attributes.ALL
@@ -76,8 +80,16 @@ def build_worker(client: Client, task_queue: str, resources: WorkerResources,
         pool=resources.pool, mailer=resources.mailer, client=client, task_queue=task_queue,
         company=Sender.from_settings(settings), provisioning_url=settings.provisioning_url,
     )
+    options: dict[str, object] = {
+        "max_cached_workflows": settings.worker_cache_size,
+        # The pure modules load once for all workflows instead of once per sandboxed
+        # instance (profiled: instance creation was a fifth of the worker's time).
+        "workflow_runner": SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PURE_MODULES)),
+        **worker_options,
+    }
     return Worker(client, task_queue=task_queue, workflows=list(WORKFLOWS),
-                  activities=activities, **worker_options)  # type: ignore[arg-type]
+                  activities=activities, **options)  # type: ignore[arg-type]
 
 
 async def run_worker(settings: Settings | None = None) -> None:
@@ -93,7 +105,7 @@ async def run_worker(settings: Settings | None = None) -> None:
         pool = open_pool(settings.database_url)
         await pool.open(wait=True)
         stack.push_async_callback(pool.close)
-        mailer = SmtpMailer(SmtpConfig.from_settings(settings))
+        mailer = SmtpMailer(SmtpConfig.from_settings(settings), pool_size=settings.smtp_pool_size)
         stack.push_async_callback(mailer.close)
         worker = build_worker(client, settings.task_queue, WorkerResources(pool, mailer), settings)
         log.info("worker polling task queue %r on %s", settings.task_queue,

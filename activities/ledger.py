@@ -120,13 +120,10 @@ class LedgerActivities:
                 amount = parse_amount(payment.amount, currency(klass.currency), allow_zero=False)
             except MoneyError as err:
                 raise _invalid(str(err)) from None
-            body_hash = payment.body_hash or ledger.body_hash({
-                # Callers on their own Temporal client may leave it out: the canonical
-                # fields still tell a re-delivery from a different payment.
-                "processor": payment.processor, "payment_id": payment.payment_id,
-                "customer_id": input.customer_id, "amount": payment.amount,
-                "currency": payment.currency, "received_at": None,
-            })
+            # Always the canonical fingerprint, whatever the caller sent: the webhook, the
+            # CLI and a processor's own Temporal client must agree on "the same payment".
+            body_hash = ledger.payment_hash(payment.processor, payment.payment_id,
+                                            input.customer_id, amount, payment.currency)
             try:
                 with _refused_by_database():
                     result = await ledger.apply_payment(conn, ledger.ApplyPayment(

@@ -98,6 +98,22 @@ async def storm(ctxs: list[Context], strict: list[str], lenient: list[str]
     return len(payments), t1 - t0, latencies
 
 
+async def drained(ctx: Context, quiet: float = 3.0) -> float:
+    """Wait until the storm's follow-ups (receipts, resumption mails) are all sent and no new
+    notification appeared for `quiet` seconds; returns the seconds waited."""
+    t0 = time.monotonic()
+    last, stable_since = -1, time.monotonic()
+    while True:
+        total = await scalar(ctx.conn, "SELECT count(*) FROM notifications")
+        unsent = await scalar(ctx.conn,
+                              "SELECT count(*) FROM notifications WHERE status <> 'sent'")
+        if total != last or unsent:
+            last, stable_since = total, time.monotonic()
+        elif time.monotonic() - stable_since >= quiet:
+            return time.monotonic() - t0 - quiet
+        await asyncio.sleep(0.5)
+
+
 async def paced_run(ctxs: list[Context], pacers: list[str], rate: float
                     ) -> tuple[float, list[float], int]:
     latencies: list[float] = []
@@ -141,6 +157,9 @@ async def main(n: int, paced: int, rate: float, concurrency: int) -> None:
                     product = Result("product: post_payment storm", count, seconds, lats,
                                      worker.peak_rss,
                                      note=f"{m} customers, {len(strict)} resumed")
+                    drain = await drained(ctxs[0])
+                    print(f"storm follow-ups drained {drain:.0f}s after the last payment "
+                          "was applied", flush=True)
                     seconds, lats, active = await paced_run(ctxs, pacers, rate)
                     paced_row = Result(f"product: paced {rate:g}/s, resuming", len(pacers),
                                        seconds, lats, worker.peak_rss,

@@ -53,7 +53,7 @@ __all__ = [
     "ApplyPayment", "ApplyPaymentResult", "EvaluateService", "EvaluateServiceResult",
     "InvoiceChange", "IssueInvoice", "IssueInvoiceResult", "PaymentAllocation", "Reevaluate",
     "ReevaluateResult", "ReversePayment", "ReversePaymentResult", "ServiceTransition",
-    "apply_payment", "body_hash", "evaluate_service", "issue_invoice", "reevaluate",
+    "apply_payment", "body_hash", "payment_hash", "evaluate_service", "issue_invoice", "reevaluate",
     "reverse_payment",
 ]
 
@@ -69,6 +69,19 @@ def body_hash(fields_: dict[str, Any]) -> str:
     """
     canonical = dumps(fields_, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def payment_hash(processor: str, payment_id: str, customer_id: str, amount: int,
+                 currency_code: str) -> str:
+    """The one fingerprint of a payment's money facts, whichever way it arrived.
+
+    Webhook, CLI and a processor's own Temporal client compute the same value for the same
+    payment (amount normalised to minor units; the arrival time is not part of it), so a
+    re-delivery is a duplicate and only different money facts are a conflict.
+    """
+    return body_hash({"processor": processor, "payment_id": payment_id,
+                      "customer_id": customer_id, "amount": amount,
+                      "currency": currency_code})
 
 
 # --------------------------------------------------------------------------- issue_invoice

@@ -68,12 +68,10 @@ def _start(customer_id: str, task_queue: str) -> WithStartWorkflowOperation:
     )
 
 
-def _hash(request: PaymentRequest, code: str, received_at: datetime | None) -> str:
-    return ledger.body_hash({
-        "processor": request.processor, "payment_id": request.payment_id,
-        "customer_id": request.customer_id, "amount": request.amount, "currency": code,
-        "received_at": received_at.isoformat() if received_at else None,
-    })
+def _hash(request: PaymentRequest, code: str) -> str:
+    return ledger.payment_hash(request.processor, request.payment_id, request.customer_id,
+                               parse_amount(request.amount, currency(code), allow_zero=False),
+                               code)
 
 
 def _received_at(value: str | datetime | None) -> datetime | None:
@@ -102,7 +100,7 @@ async def post_payment(ctx: Context, request: PaymentRequest, audit: AuditInfo |
         raise OperationError(f"currency {code} does not match currency {klass.currency} of "
                              f"class '{klass.name}'")
     amount = parse_amount(request.amount, currency(code), allow_zero=False)
-    body_hash = _hash(request, code, received_at)
+    body_hash = _hash(request, code)
 
     existing = await get_payment(ctx.conn, request.processor, request.payment_id)
     if existing is not None:
@@ -151,10 +149,9 @@ async def _unmatched(ctx: Context, request: PaymentRequest,
     if code is None:
         raise NotFound(f"unknown customer {request.customer_id!r} (give --currency to record "
                        "the payment as unmatched)")
-    # Unknown customer, but the money rules still hold: nothing absurd is stored for finance.
-    parse_amount(request.amount, currency(code), allow_zero=False)
     received = received_at or datetime.now(UTC)
-    body_hash = _hash(request, code, received_at)
+    # Parses the amount too: the money rules hold even for a customer nobody knows.
+    body_hash = _hash(request, code)
     result = await record_unmatched(ctx.conn, RecordUnmatched(
         processor=request.processor, payment_id=request.payment_id,
         customer_ref=request.customer_id, amount=request.amount, currency=code,

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Concurrent SMTP transactions per worker process (each holds its outbox row lock).
+    smtp_pool_size: int = Field(default=4, ge=1, le=64)
 
     mail_from_address: str = "billing@dunning.local"
     mail_from_name: str = "Billing"
@@ -84,6 +86,10 @@ class Settings(BaseSettings):
     api_tokens: Annotated[dict[str, ApiIdentity], NoDecode] = Field(default_factory=dict)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+
+    # Workflows kept in memory per worker process: a larger cache avoids rebuilding
+    # sandboxed instances in bursts; ~90 KB each (see docs/performance.md).
+    worker_cache_size: int = Field(default=2000, ge=10)
 
     # Optional HTTP endpoint told about suspensions and resumptions (provisioning hook).
     provisioning_url: str | None = None

@@ -120,7 +120,7 @@ class CustomerWorkflow:
         try:
             _check_payment_shape(input)
         except ValueError as err:
-            workflow.logger.warning("ignoring malformed payment signal: %s", err)
+            workflow.logger.warning(f"ignoring malformed payment signal: {err}")
             return
         self.queue.append(CustomerOperation(kind="payment", payment=input))
 
@@ -180,7 +180,7 @@ class CustomerWorkflow:
                 self._follow(result)
         except ApplicationError as err:
             # Bad input on the fire-and-forget path has nobody to answer to: log it.
-            workflow.logger.warning("operation %s rejected: %s", op.kind, err)
+            workflow.logger.warning(f"operation {op.kind} rejected: {err}")
 
     async def _apply_payment(self, payment: PostPaymentInput) -> LedgerActivityResult:
         if payment.received_at is None:
@@ -246,7 +246,7 @@ class CustomerWorkflow:
                     InvoiceReevaluatedSignal(facts=facts, service_state=followup.service_state),
                 )
             except FailureError as err:
-                workflow.logger.info("invoice %s not signalled: %s", facts.number, err)
+                workflow.logger.info(f"invoice {facts.number} not signalled: {err}")
                 # Its workflow ended when the invoice was paid; a reversal that opens it
                 # again needs its lifecycle back (suspension step included).
                 if not facts.paid and workflow.patched("reopen-invoices"):

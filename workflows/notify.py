@@ -23,4 +23,5 @@ async def deliver(notification: SendNotificationInput) -> None:
         )
     except ActivityError as err:
         # Suspension and resumption never wait for mail (SPEC 2.6): log and go on.
-        workflow.logger.warning("notification %s not delivered: %s", notification.key, err)
+        # No %-arguments: the SDK appends workflow info (ids may hold "%") to the message.
+        workflow.logger.warning(f"notification {notification.key} not delivered: {err}")

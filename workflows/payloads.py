@@ -141,7 +141,7 @@ class PostPaymentInput:
     amount: str  # decimal string in the class currency, validated again in the activity
     currency: str
     received_at: datetime | None = None  # None: when the customer workflow applies it
-    body_hash: str = ""
+    body_hash: str = ""  # ignored: the activity computes the canonical fingerprint
     source: str = "temporal"
     actor: Actor | None = None
 

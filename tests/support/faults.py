@@ -162,19 +162,26 @@ async def check_nothing_stuck(client: Client, task_queue: str, database_url: str
             f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"):
         if execution.workflow_type == "CustomerWorkflow":
             handle = client.get_workflow_handle(execution.id)
-            # After a worker died, a query may first go to its sticky queue: ask again.
-            state = await eventually(
-                lambda h=handle: h.query("state", result_type=CustomerStateQueryResult),
-                timeout=30, what=f"an answer from {execution.id}")
-            assert (state.queued, state.followups) == (0, 0), f"{execution.id}: {state}"
+
+            async def drained(h=handle) -> bool:
+                # After a worker died, a query may first go to its sticky queue (RPCError,
+                # asked again); a queue may wait behind an activity still backing off.
+                state = await h.query("state", result_type=CustomerStateQueryResult)
+                return (state.queued, state.followups) == (0, 0)
+
+            await eventually(drained, timeout=60, what=f"{execution.id} to drain its queue")
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         paid = await _rows(conn, "SELECT customer_id, number FROM invoices"
                            " WHERE payment_status = 'paid'")
     for customer_id, number in paid:
-        desc = await client.get_workflow_handle(invoice_workflow_id(customer_id, number)
-                                                ).describe()
-        assert desc.status == WorkflowExecutionStatus.COMPLETED, \
-            f"invoice {customer_id}/{number} is paid, its workflow is {desc.status}"
+        handle = client.get_workflow_handle(invoice_workflow_id(customer_id, number))
+
+        async def completed(h=handle) -> bool:
+            return (await h.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+        # The workflow ends a moment after the payment's signal reached it.
+        await eventually(completed, timeout=30,
+                         what=f"the workflow of paid invoice {customer_id}/{number} to end")
 
 
 async def eventually(predicate: Callable[[], Awaitable[object]], *, timeout: float,

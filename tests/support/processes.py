@@ -44,9 +44,23 @@ def temporal_dev_server(*, register: bool = True) -> Iterator[str]:
                                start_new_session=True)
     try:
         wait_for_port(port)
+        wait_until_serving(f"127.0.0.1:{port}")
         yield f"127.0.0.1:{port}"
     finally:
         stop(process)
+
+
+def wait_until_serving(address: str, timeout: float = 60.0) -> None:
+    """The port opens before the frontend is healthy; clients connecting then fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        check = subprocess.run([str(BIN / "temporal"), "operator", "cluster", "health",
+                                "--address", address], capture_output=True, text=True,
+                               timeout=30)
+        if check.returncode == 0 and "SERVING" in check.stdout:
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"Temporal at {address} not healthy after {timeout}s")
 
 
 def stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:

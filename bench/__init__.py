@@ -1,0 +1,1 @@
+"""Benchmarks, run by hand (see docs/performance.md); never collected by pytest."""
