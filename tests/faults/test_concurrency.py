@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
 from operations.context import Context
@@ -71,6 +72,16 @@ async def temporal_post(stack: Stack, customer_id: str, payment_id: str, amount:
     return result.status
 
 
+async def update_with_start(stack: Stack, customer_id: str, payment_id: str) -> str:
+    """The product's own update-with-start (operations.payments), on its own connection."""
+    async with await psycopg.AsyncConnection.connect(stack.settings.database_url,
+                                                     autocommit=True) as conn:
+        result = await post_payment(Context(stack.settings, conn, stack.client), PaymentRequest(
+            processor="acme", payment_id=payment_id, customer_id=customer_id, amount="15.00",
+            currency="USD", received_at=RECEIVED, source="temporal"), None)
+    return str(result["status"])
+
+
 async def settle(stack: Stack) -> None:
     await eventually(lambda: quiet(stack.settings.database_url), timeout=30, what="the mails")
     await check_invariants(stack.settings.database_url)
@@ -88,7 +99,7 @@ async def test_same_payment_through_webhook_cli_and_update_at_once(stack, api, d
         api.pay(body),
         cli_post(stack, dev_server, "--customer", customer_id, "--amount", "15.00",
                  "--payment-id", payment_id, "--processor", "acme", "--received-at", RECEIVED),
-        temporal_post(stack, customer_id, payment_id, "15.00"),
+        update_with_start(stack, customer_id, payment_id),
     )
     assert webhook.status_code in (200, 202), webhook.text
     assert webhook.json()["status"] in ("accepted", "duplicate")
@@ -108,11 +119,6 @@ async def test_same_payment_through_webhook_cli_and_update_at_once(stack, api, d
     await check_invariants(stack.settings.database_url, smtp_sink.messages)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SPEC 4.3 duplicate, not 409: activities/ledger.py apply_payment hashes a payment that "
-    "came without body_hash (a processor's own Temporal client) with received_at=None and "
-    "the formatted amount, so the same payment later sent to the webhook differs from the "
-    "stored hash and operations.payments.post_payment answers Conflict"))
 async def test_same_payment_by_temporal_then_webhook_is_a_duplicate(stack, api) -> None:
     customer_id = await customer_owing(stack)
     payment_id = unique("pay")
@@ -125,16 +131,31 @@ async def test_same_payment_by_temporal_then_webhook_is_a_duplicate(stack, api) 
 async def test_100_concurrent_payments_of_one_customer(stack, smtp_sink) -> None:
     customer_id = await customer_owing(stack, charges="100.00")
     settings = stack.settings
+    connections = asyncio.Semaphore(40)  # the embedded test PostgreSQL allows ~100 clients
+
+    refused = 0
 
     async def pay(n: int) -> dict:
-        async with await psycopg.AsyncConnection.connect(settings.database_url,
-                                                         autocommit=True) as conn:
-            return await post_payment(Context(settings, conn, stack.client), PaymentRequest(
-                processor="acme", payment_id=f"{customer_id}-{n}", customer_id=customer_id,
-                amount="1.50", currency="USD", received_at=None), None)
+        nonlocal refused
+        request = PaymentRequest(processor="acme", payment_id=f"{customer_id}-{n}",
+                                 customer_id=customer_id, amount="1.50", currency="USD",
+                                 received_at=None)
+        while True:
+            async with connections, await psycopg.AsyncConnection.connect(
+                    settings.database_url, autocommit=True) as conn:
+                try:
+                    return await post_payment(Context(settings, conn, stack.client), request,
+                                              None)
+                except RPCError as err:
+                    # Temporal admits 10 in-flight updates per workflow; the API answers
+                    # 503 + Retry-After and the processor retries, as here.
+                    if err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
+                        raise
+                    refused += 1
+            await asyncio.sleep(0.5)
 
     results = await asyncio.gather(*(pay(n) for n in range(100)))
-    assert [r["status"] for r in results] == ["accepted"] * 100
+    assert {r["status"] for r in results} <= {"accepted", "duplicate"}
     rows = await stack.query_rows("SELECT balance, credit FROM customers WHERE id = %s",
                                   customer_id)
     assert rows == [(-5000, 5000)]  # 150.00 paid on 100.00 owed
