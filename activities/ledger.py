@@ -22,8 +22,8 @@ from db.customers import get_customer_with_class
 from db.errors import CurrencyMismatch, InvalidValue, UnknownCustomer, UnknownPayment
 from db.fold import InvoiceChange as DbInvoiceChange
 from db.fold import ServiceTransition as DbTransition
-from db.invoice_rows import get_invoice
-from db.invoices import get_facts, invoice_statuses, mark_suspension_reached
+from db.invoice_rows import get_invoice, list_invoices
+from db.invoices import mark_suspension_reached
 from db.payments import get_payment
 from db.rows import AuditInfo, ClassRow, CustomerRow
 from db.unmatched import AssignUnmatched
@@ -178,7 +178,7 @@ class LedgerActivities:
             raise _invalid("assign_unmatched needs an assignment")
         audit = _audit(input.actor) or AuditInfo(actor="dunning", realm="system")
         async with self.pool.connection() as conn:
-            _, klass = await self._customer(conn, input.customer_id)
+            customer, klass = await self._customer(conn, input.customer_id)
             try:
                 result = await assign(conn, AssignUnmatched(
                     processor=assignment.processor, payment_id=assignment.payment_id,
@@ -190,23 +190,24 @@ class LedgerActivities:
                                        non_retryable=True) from None
             except (CurrencyMismatch, InvalidValue, MoneyError) as err:
                 raise _invalid(str(err)) from None
-            applied = result.applied
-            customer, _ = await self._customer(conn, input.customer_id)
+        applied = result.applied
         service = applied.service if applied else None
+        state = applied.service_state if applied else customer.service_state
         return LedgerActivityResult(
             status=result.status,
             changed=[_facts(c) for c in applied.changes] if applied else [],
-            transition=_transition(service), service_state=customer.service_state,
-            service_before=service.previous_state if service else customer.service_state,
-            balance=customer.balance, payment_receipts=klass.payment_receipts,
-            class_name=klass.name,
+            transition=_transition(service), service_state=state,
+            service_before=service.previous_state if service else state,
+            balance=applied.balance if applied else customer.balance,
+            payment_receipts=klass.payment_receipts, class_name=klass.name,
         )
 
     @activity.defn(name=REEVALUATE_CUSTOMER)
     async def reevaluate_customer(self, input: LedgerActivityInput) -> LedgerActivityResult:
         async with self.pool.connection() as conn:
             _, klass = await self._customer(conn, input.customer_id)
-            before = await invoice_statuses(conn, input.customer_id)
+            before = {i.number: i.collection_status
+                      for i in await list_invoices(conn, input.customer_id)}
             result = await ledger.reevaluate(conn, ledger.Reevaluate(
                 customer_id=input.customer_id, now=input.now, dry_run=input.dry_run,
                 reason=input.reason or "re-run", token=_token(), audit=_audit(input.actor),
@@ -240,12 +241,16 @@ class LedgerActivities:
     @activity.defn(name=CHECK_INVOICE)
     async def check_invoice(self, input: CheckInvoiceInput) -> InvoiceFacts:
         async with self.pool.connection() as conn:
-            facts = await get_facts(conn, input.customer_id, input.invoice_number)
-        if facts is None:
+            invoice = await get_invoice(conn, input.customer_id, input.invoice_number)
+        if invoice is None:
             raise ApplicationError(
                 f"invoice {input.invoice_number} of {input.customer_id} not found",
                 type=policies.NOT_FOUND, non_retryable=True)
-        return facts
+        return InvoiceFacts(number=invoice.number, remaining=invoice.remaining,
+                            collection_status=invoice.collection_status,
+                            payment_status=invoice.payment_status,
+                            paid=invoice.payment_status == "paid",
+                            cancelled=invoice.cancelled_at is not None)
 
     @activity.defn(name=REOPEN_INVOICE)
     async def reopen_invoice(self, input: ReopenInvoiceInput) -> ReopenInvoiceResult:

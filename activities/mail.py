@@ -24,6 +24,7 @@ from activities.notifications.mailer import Mailer
 from activities.notifications.message import Sender, sender_for
 from activities.notifications.render import build_context, choose_language
 from db.customers import get_customer_with_class
+from db.invoice_rows import get_invoice
 from db.payments import get_payment
 from db.rows import ClassRow, CustomerRow
 from workflows import policies
@@ -83,7 +84,8 @@ class MailActivities:
     async def _context(self, conn: AsyncConnection, input: SendNotificationInput,
                        customer: CustomerRow, klass: ClassRow, language: str,
                        sender: Sender) -> dict[str, str]:
-        invoice = await _invoice(conn, customer.id, input.invoice_number)
+        invoice = (await get_invoice(conn, customer.id, input.invoice_number)
+                   if input.invoice_number else None)
         payment_amount: int | None = None
         paid_at: datetime | None = None
         if input.payment_ref:
@@ -92,22 +94,21 @@ class MailActivities:
             if payment is not None:
                 payment_amount, paid_at = payment.amount, payment.received_at
         suspend_at = None
-        if invoice is not None and input.kind in ("invoice_issued", "due_reminder", "overdue",
-                                                  "suspension_warning"):
+        if invoice is not None and _is_invoice_mail(input.kind):
             # Only a suspension that still lies ahead is announced.
-            if input.at is None or invoice["suspend_at"] > input.at:
-                suspend_at = invoice["suspend_at"]
+            if input.at is None or invoice.suspend_at > input.at:
+                suspend_at = invoice.suspend_at
         return build_context(
             language=language, currency_code=klass.currency, timezone=klass.timezone,
             customer_id=customer.id, customer_name=customer.name,
             company_name=sender.name or sender.address, contact_email=sender.contact,
-            invoice_number=invoice["number"] if invoice else None,
-            issued_at=invoice["issued_at"] if invoice else None,
-            overdue_at=invoice["overdue_at"] if invoice else None,
+            invoice_number=invoice.number if invoice else None,
+            issued_at=invoice.issued_at if invoice else None,
+            overdue_at=invoice.overdue_at if invoice else None,
             suspend_at=suspend_at,
-            new_charges=invoice["new_charges"] if invoice else None,
-            amount_due=invoice["amount_due"] if invoice else None,
-            remaining=invoice["remaining"] if invoice else None,
+            new_charges=invoice.new_charges if invoice else None,
+            amount_due=invoice.amount_due if invoice else None,
+            remaining=invoice.remaining if invoice else None,
             payment_amount=payment_amount, paid_at=paid_at, balance=customer.balance,
         )
 
@@ -115,17 +116,3 @@ class MailActivities:
 def _is_invoice_mail(kind: str) -> bool:
     return kind in ("invoice_issued", "due_reminder", "overdue", "suspension_warning")
 
-
-async def _invoice(conn: AsyncConnection, customer_id: str,
-                   number: str | None) -> dict[str, object] | None:
-    if number is None:
-        return None
-    cur = await conn.execute(
-        "SELECT number, issued_at, overdue_at, suspend_at, new_charges, amount_due, remaining"
-        "  FROM invoices WHERE customer_id = %s AND number = %s", (customer_id, number))
-    row = await cur.fetchone()
-    if row is None:
-        return None
-    names = ("number", "issued_at", "overdue_at", "suspend_at", "new_charges", "amount_due",
-             "remaining")
-    return dict(zip(names, row, strict=True))

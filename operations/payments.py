@@ -19,7 +19,7 @@ from db import ledger
 from db.customers import get_customer_with_class
 from db.payments import get_payment
 from db.rows import AuditInfo
-from db.unmatched import RecordUnmatched, record_unmatched
+from db.unmatched import RecordUnmatched, get_unmatched, record_unmatched
 from db.unmatched import list_unmatched as db_list_unmatched
 from domain.money import currency, format_amount, parse_amount
 from operations.context import Context
@@ -205,8 +205,11 @@ async def list_unmatched(ctx: Context) -> list[dict[str, Any]]:
 async def assign_unmatched(ctx: Context, processor: str | None, payment_id: str,
                            customer_id: str, audit: AuditInfo, *,
                            client: Client | None = None) -> dict[str, Any]:
-    rows = [r for r in await db_list_unmatched(ctx.conn) if r.payment_id == payment_id
-            and (processor is None or r.processor == processor)]
+    if processor is not None:
+        found = await get_unmatched(ctx.conn, processor, payment_id)
+        rows = [found] if found is not None else []
+    else:  # finance may not know which processor sent it
+        rows = [r for r in await db_list_unmatched(ctx.conn) if r.payment_id == payment_id]
     if not rows:
         raise NotFound(f"no unmatched payment {payment_id!r}")
     if len(rows) > 1:

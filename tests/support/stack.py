@@ -11,7 +11,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
@@ -80,8 +79,7 @@ def stack_settings(database_url: str, smtp_host: str, smtp_port: int, **override
 
 @asynccontextmanager
 async def running_stack(env: WorkflowEnvironment, database_url: str, smtp_host: str,
-                        smtp_port: int, *, now: datetime | None = None,
-                        **worker_options: Any) -> AsyncIterator[Stack]:
+                        smtp_port: int, **worker_options: Any) -> AsyncIterator[Stack]:
     settings = stack_settings(database_url, smtp_host, smtp_port)
     pool = open_pool(database_url)
     await pool.open(wait=True)
