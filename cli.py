@@ -210,7 +210,9 @@ def invoice_issue(
     customer: Annotated[str, typer.Option(help="Customer id.")],
     number: Annotated[str, typer.Option(help="Invoice number, unique per customer.")],
     charges: Annotated[str, typer.Option(help="New charges, e.g. 10.00.")],
-    issued: Annotated[str, typer.Option(help="Issue instant, ISO 8601 with offset.")],
+    issued: Annotated[str, typer.Option(
+        help="Issue date (start of that day in the class time zone) or ISO 8601 instant "
+             "with offset, e.g. 2026-05-01 or 2026-05-01T09:30:00+02:00.")],
     due: Annotated[str, typer.Option(help="Due date (YYYY-MM-DD) or ISO 8601 instant.")],
     actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
 ) -> None:
@@ -231,7 +233,9 @@ def payment_post(
     amount: Annotated[str, typer.Option(help="Amount, e.g. 15.00.")],
     payment_id: Annotated[str, typer.Option(help="The processor's payment id.")],
     processor: Annotated[str, typer.Option(help="Who reports it.")] = "manual",
-    received_at: Annotated[str | None, typer.Option(help="ISO 8601 with offset.")] = None,
+    received_at: Annotated[str | None, typer.Option(
+        help="Date (start of that day in the class time zone) or ISO 8601 instant with "
+             "offset.")] = None,
     currency: Annotated[str | None, typer.Option(help="Defaults to the class currency.")] = None,
     actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
 ) -> None:
@@ -349,10 +353,23 @@ def _rerun_text(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# The outbox's status machine (activities/notifications/outbox.py, SPEC 2.6).
+NOTIFICATION_STATUSES = ["pending", "sending", "sent", "failed", "unknown"]
+
+
+def _notification_status(value: str | None) -> str | None:
+    if value is not None and value not in NOTIFICATION_STATUSES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(NOTIFICATION_STATUSES)}")
+    return value
+
+
 @notifications_app.command("list")
 def notifications_list(
     customer: Annotated[str | None, typer.Option()] = None,
-    status_filter: Annotated[str | None, typer.Option("--status")] = None,
+    status_filter: Annotated[str | None, typer.Option(
+        "--status", callback=_notification_status,
+        help="one of " + ", ".join(NOTIFICATION_STATUSES)
+             + " (unknown: outcome unknown after a crash; resend those by hand)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Notifications in the outbox, newest first."""
@@ -420,20 +437,31 @@ def audit(
 def worker(
     processes: Annotated[int, typer.Option("--processes", min=1,
                                            help="Worker processes, one per core.")] = 1,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", min=1, max=65535,
+        help="Serve Prometheus /metrics here (default DUNNING_WORKER_METRICS_PORT, else "
+             "off); with --processes K, process i uses this port + i.")] = None,
 ) -> None:
     """Run the Temporal worker (workflows and activities) until SIGTERM/SIGINT."""
     import psycopg
 
     import worker as worker_module
+    from activities.metrics import MetricsBindError
+    from worker_processes import metrics_ports, run_worker_processes
 
     settings = _settings()
+    port = metrics_port or settings.worker_metrics_port
+    try:
+        metrics_ports(port, processes)
+    except ValueError as err:
+        _fail(str(err))
     try:
         if processes == 1:
-            worker_module.main(settings)
+            worker_module.main(settings, metrics_port=port)
         else:
-            from worker_processes import run_worker_processes
-
-            run_worker_processes(processes)
+            run_worker_processes(processes, port)
+    except MetricsBindError as err:
+        _fail(str(err))
     except psycopg.OperationalError as err:
         _fail(f"cannot reach the database: {str(err).splitlines()[0]}")
     except RuntimeError as err:
@@ -463,12 +491,14 @@ def dev(
     smtp_port: Annotated[int, typer.Option()] = 1025,
     mail_port: Annotated[int, typer.Option()] = 8025,
     api_port: Annotated[int, typer.Option()] = 8000,
+    worker_metrics_port: Annotated[int, typer.Option()] = 9464,
 ) -> None:
     """Run the whole stack on this machine; Ctrl-C stops everything."""
     from devstack.supervisor import DevOptions, run_dev
 
     options = DevOptions(data_dir=data_dir, temporal_port=temporal_port, ui_port=ui_port,
-                         smtp_port=smtp_port, mail_port=mail_port, api_port=api_port, demo=demo)
+                         smtp_port=smtp_port, mail_port=mail_port, api_port=api_port,
+                         worker_metrics_port=worker_metrics_port, demo=demo)
     raise typer.Exit(run_dev(options))
 
 

@@ -9,26 +9,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from psycopg_pool import AsyncConnectionPool
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import build_activities
+from activities.metrics import serve_worker_metrics
 from activities.notifications.mailer import SmtpConfig, SmtpMailer
 from activities.notifications.message import Sender
+from client.connect import ensure_search_attributes
+from db.pool import open_pool
 from settings import Settings, get_settings
-from workflows import search_attributes
 from workflows.customer import CustomerWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.rerun import RerunWorkflow
@@ -40,32 +35,8 @@ WORKFLOWS = (InvoiceWorkflow, CustomerWorkflow, RerunWorkflow)
 PURE_MODULES = ("domain", "workflows.payloads", "workflows.policies",
                 "workflows.search_attributes")
 
-async def ensure_search_attributes(
-    client: Client, keys: Sequence[SearchAttributeKey] = search_attributes.ALL
-) -> list[str]:
-    """Register the search attributes the server does not know yet; returns those added."""
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=client.namespace)
-    )
-    known = set(existing.custom_attributes) | set(existing.system_attributes)
-    # The SDK's index types carry the server's enum values.
-    missing = {k.name: IndexedValueType.ValueType(int(k.indexed_value_type))
-               for k in keys if k.name not in known}
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
-        )
-        log.info("registered search attributes: %s", ", ".join(sorted(missing)))
-    return sorted(missing)
-
-
 async def connect_client(settings: Settings) -> Client:
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
-
-
-def open_pool(conninfo: str, *, max_size: int = 10) -> AsyncConnectionPool:
-    return AsyncConnectionPool(conninfo, min_size=1, max_size=max_size, open=False,
-                               kwargs={"autocommit": True})
 
 
 @dataclass
@@ -92,8 +63,24 @@ def build_worker(client: Client, task_queue: str, resources: WorkerResources,
                   activities=activities, **options)  # type: ignore[arg-type]
 
 
-async def run_worker(settings: Settings | None = None) -> None:
+async def run_worker(settings: Settings | None = None, *,
+                     metrics_port: int | None = None) -> None:
+    """Poll until SIGTERM/SIGINT; with a metrics port (the argument, else the setting),
+    serve `/metrics` there for the whole run."""
     settings = settings or get_settings()
+    port = metrics_port or settings.worker_metrics_port
+    # Before any client connects: the endpoint's SDK runtime becomes the process default.
+    metrics = serve_worker_metrics(settings.worker_metrics_host, port) if port else None
+    if metrics is not None:
+        log.info("worker metrics at %s", metrics.url)
+    try:
+        await _poll(settings)
+    finally:
+        if metrics is not None:
+            metrics.stop()
+
+
+async def _poll(settings: Settings) -> None:
     # Handlers first: a SIGTERM while connecting must still mean "stop cleanly".
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -116,9 +103,9 @@ async def run_worker(settings: Settings | None = None) -> None:
         log.info("worker stopped")
 
 
-def main(settings: Settings | None = None) -> None:
+def main(settings: Settings | None = None, *, metrics_port: int | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_worker(settings, metrics_port=metrics_port))
 
 
 if __name__ == "__main__":

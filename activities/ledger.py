@@ -14,9 +14,15 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
+from client.customers import wake_for_service_evaluation
+from client.invoices import (
+    InvoiceWorkflowNotStarted,
+    planned_steps,
+    start_invoice_workflow,
+)
 from db import ledger
 from db.customers import get_customer_with_class
 from db.errors import CurrencyMismatch, InvalidValue, UnknownCustomer, UnknownPayment
@@ -29,9 +35,7 @@ from db.rows import AuditInfo, ClassRow, CustomerRow
 from db.unmatched import AssignUnmatched
 from db.unmatched import assign_unmatched as assign
 from domain.money import MoneyError, currency, parse_amount
-from operations.invoices import planned_steps, start_invoice_workflow
 from workflows import policies
-from workflows.customer import CustomerWorkflow
 from workflows.payloads import (
     APPLY_PAYMENT,
     ASSIGN_UNMATCHED,
@@ -43,7 +47,6 @@ from workflows.payloads import (
     REVERSE_PAYMENT,
     Actor,
     CheckInvoiceInput,
-    CustomerWorkflowInput,
     EvaluateServiceSignal,
     InvoiceChange,
     InvoiceFacts,
@@ -54,10 +57,7 @@ from workflows.payloads import (
     ReopenInvoiceInput,
     ReopenInvoiceResult,
     ServiceTransition,
-    customer_workflow_id,
 )
-from workflows.search_attributes import CUSTOMER_ID
-from workflows.search_attributes import typed as sa_typed
 
 
 @contextmanager
@@ -249,8 +249,7 @@ class LedgerActivities:
         return InvoiceFacts(number=invoice.number, remaining=invoice.remaining,
                             collection_status=invoice.collection_status,
                             payment_status=invoice.payment_status,
-                            paid=invoice.payment_status == "paid",
-                            cancelled=invoice.cancelled_at is not None)
+                            paid=invoice.payment_status == "paid")
 
     @activity.defn(name=REOPEN_INVOICE)
     async def reopen_invoice(self, input: ReopenInvoiceInput) -> ReopenInvoiceResult:
@@ -260,9 +259,13 @@ class LedgerActivities:
             invoice = await get_invoice(conn, input.customer_id, input.invoice_number)
         if invoice is None or invoice.payment_status == "paid":
             return ReopenInvoiceResult(started=False)
-        started = await start_invoice_workflow(
-            self.client, self.task_queue, invoice, klass, customer.service_state,
-            planned_steps(invoice, klass), reopen=True)
+        try:
+            started = await start_invoice_workflow(
+                self.client, self.task_queue, invoice, klass, customer.service_state,
+                planned_steps(invoice, klass), reopen=True)
+        except InvoiceWorkflowNotStarted:
+            metrics.WORKFLOW_START_FAILURES.inc()
+            raise  # retried by the activity's policy: the invoice must get its lifecycle
         return ReopenInvoiceResult(started=started == "started")
 
     @activity.defn(name=REACH_SUSPENSION)
@@ -275,17 +278,10 @@ class LedgerActivities:
         async with self.pool.connection() as conn:
             recorded = await mark_suspension_reached(conn, input.customer_id,
                                                      input.invoice_number, input.at)
-        await self.client.start_workflow(
-            CustomerWorkflow.run,
-            CustomerWorkflowInput(customer_id=input.customer_id),
-            id=customer_workflow_id(input.customer_id),
-            task_queue=self.task_queue,
-            start_signal="evaluate_service",
-            start_signal_args=[EvaluateServiceSignal(
+        await wake_for_service_evaluation(
+            self.client, self.task_queue, input.customer_id, EvaluateServiceSignal(
                 reason=f"invoice {input.invoice_number} reached its suspension time",
-                invoice_number=input.invoice_number)],
-            search_attributes=_customer_attributes(input.customer_id),
-        )
+                invoice_number=input.invoice_number))
         return ReachSuspensionResult(recorded=recorded)
 
     async def _customer(self, conn: AsyncConnection,
@@ -296,6 +292,3 @@ class LedgerActivities:
                                    non_retryable=True)
         return found
 
-
-def _customer_attributes(customer_id: str) -> TypedSearchAttributes:
-    return sa_typed((CUSTOMER_ID, customer_id))

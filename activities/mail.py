@@ -1,12 +1,14 @@
 """The mail activity: build the notification from the database, record it, deliver it once.
 
 The first attempt freezes the content in the outbox (key, sender, context); a retry or a
-re-run finds the row and only delivers what is not sent yet (SPEC 2.6, at most once).
+re-run finds the row and only delivers what is not sent yet (SPEC 2.6, at most once). A
+transient failure whose next retry would fall past the retry window ends the mail
+``failed`` with its last error; an outcome the outbox cannot know is returned ``unknown``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -43,6 +45,11 @@ class MailActivities:
     async def send_notification(self, input: SendNotificationInput) -> SendNotificationResult:
         async with self.pool.connection() as conn:
             existing = await outbox.get(conn, input.key)
+            done = outbox.settled(existing) if existing is not None else None
+            if done is not None:
+                # A retry or re-run of a settled mail: nothing to claim, nothing to send.
+                return SendNotificationResult(key=input.key, status=done.status,
+                                              message_id=done.message_id, error=done.error)
             if existing is None:
                 try:
                     await outbox.record(conn, await self._draft(conn, input))
@@ -58,10 +65,19 @@ class MailActivities:
             raise ApplicationError(str(err), type=policies.PERMANENT_MAIL,
                                    non_retryable=True) from None
         except TransientMailError as err:
+            if _retry_window_ends(activity.info()):
+                # SPEC 2.6: undelivered when its window ends -> `failed` with the last error
+                # (recorded by deliver), instead of `pending` forever.
+                async with self.pool.connection() as conn:
+                    await outbox.expire(conn, input.key, str(err))
+                metrics.NOTIFICATIONS.labels(input.kind, "failed").inc()
+                raise ApplicationError(f"retry window ended: {err}",
+                                       type=policies.PERMANENT_MAIL, non_retryable=True) \
+                    from None
             raise ApplicationError(f"SMTP not available: {err}", type="TransientMailError") \
                 from None
-        if result.status == "sent":
-            metrics.NOTIFICATIONS.labels(input.kind, "sent").inc()
+        if result.status in ("sent", "unknown"):
+            metrics.NOTIFICATIONS.labels(input.kind, result.status).inc()
         return SendNotificationResult(key=input.key, status=result.status,
                                       message_id=result.message_id, error=result.error)
 
@@ -88,8 +104,11 @@ class MailActivities:
                    if input.invoice_number else None)
         payment_amount: int | None = None
         paid_at: datetime | None = None
-        if input.payment_ref:
+        processor, payment_id = input.processor, input.payment_id
+        if payment_id is None and input.payment_ref:
+            # Mails scheduled before processor and payment id were separate fields.
             processor, _, payment_id = input.payment_ref.partition(":")
+        if processor is not None and payment_id is not None:
             payment = await get_payment(conn, processor, payment_id)
             if payment is not None:
                 payment_amount, paid_at = payment.amount, payment.received_at
@@ -111,6 +130,29 @@ class MailActivities:
             remaining=invoice.remaining if invoice else None,
             payment_amount=payment_amount, paid_at=paid_at, balance=customer.balance,
         )
+
+
+def _retry_window_ends(info: activity.Info) -> bool:
+    """Would the next retry of this attempt start too late to finish in the window?
+
+    Server times only (``scheduled_time`` is the first attempt's): they stay right under
+    the test server's time skipping, where the worker's clock does not. Margins of one
+    start-to-close each for this attempt's end and the next attempt, so that no attempt
+    is cut off by the schedule-to-close timeout mid-send.
+    """
+    window = info.schedule_to_close_timeout
+    if not window:
+        return False
+    retry = info.retry_policy or policies.MAIL_RETRY
+    # In float seconds: 2 s * 2**n overflows a timedelta after ~45 attempts.
+    seconds = retry.initial_interval.total_seconds() * min(
+        retry.backoff_coefficient ** max(info.attempt - 1, 0), 1e9)
+    if retry.maximum_interval is not None:
+        seconds = min(seconds, retry.maximum_interval.total_seconds())
+    interval = timedelta(seconds=seconds)
+    per_attempt = info.start_to_close_timeout or policies.MAIL_TIMEOUT
+    next_end = info.current_attempt_scheduled_time + per_attempt + interval + per_attempt
+    return next_end > info.scheduled_time + window
 
 
 def _is_invoice_mail(kind: str) -> bool:

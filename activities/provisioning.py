@@ -13,6 +13,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from workflows import policies
 from workflows.payloads import APPLY_SERVICE_STATE, ApplyServiceStateInput, ApplyServiceStateResult
 
@@ -26,6 +27,12 @@ class ProvisioningActivities:
 
     @activity.defn(name=APPLY_SERVICE_STATE)
     async def apply_service_state(self, input: ApplyServiceStateInput) -> ApplyServiceStateResult:
+        # The customer workflow runs this once per transition (one service_events row);
+        # counting on the first attempt only keeps retries of a failing hook from counting
+        # one suspension several times, and a hook that refuses for good still counts:
+        # the state changed in the database either way.
+        if activity.info().attempt == 1:
+            metrics.SERVICE_CHANGES.labels(input.state).inc()
         if not self.url:
             log.info("service of %s is now %s (causes: %s; event %s)", input.customer_id,
                      input.state, ", ".join(input.causes) or "-", input.event_id)

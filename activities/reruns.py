@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
-from temporalio.client import Client, WithStartWorkflowOperation
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import Client
 
-from workflows.customer import CustomerWorkflow
+from client import customers
 from workflows.payloads import (
     LIST_CUSTOMERS,
     REEVALUATE_VIA_WORKFLOW,
-    CustomerWorkflowInput,
     ListCustomersInput,
     ListCustomersResult,
     ReevaluateInput,
     ReevaluateResult,
     ReevaluateViaWorkflowInput,
-    customer_workflow_id,
 )
-from workflows.search_attributes import CUSTOMER_ID
-from workflows.search_attributes import typed as sa_typed
 
 
 class RerunActivities:
@@ -50,19 +45,8 @@ class RerunActivities:
         self, input: ReevaluateViaWorkflowInput
     ) -> ReevaluateResult:
         """Through the customer's own workflow, so re-runs are serialised with payments."""
-        start = WithStartWorkflowOperation(
-            CustomerWorkflow.run,
-            CustomerWorkflowInput(customer_id=input.customer_id),
-            id=customer_workflow_id(input.customer_id),
-            task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=sa_typed((CUSTOMER_ID, input.customer_id)),
-        )
-        info = activity.info()
-        return await self.client.execute_update_with_start_workflow(
-            CustomerWorkflow.reevaluate,
+        # One update per re-run and customer: a retried activity gets the same answer.
+        return await customers.reevaluate(
+            self.client, self.task_queue, input.customer_id,
             ReevaluateInput(dry_run=input.dry_run, actor=input.actor),
-            start_workflow_operation=start,
-            # One update per re-run and customer: a retried activity gets the same answer.
-            id=f"rerun:{info.workflow_id}:{input.customer_id}",
-        )
+            rerun_workflow_id=activity.info().workflow_id)

@@ -19,8 +19,9 @@ from activities.metrics import PAYMENTS
 from api.deps import unavailable
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from api.routes import customers, ops, payments, reruns
+from client.connect import connect
+from db.pool import open_pool
 from settings import Settings
-from worker import connect_client, open_pool
 
 log = logging.getLogger("dunning.api")
 
@@ -49,7 +50,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         # Fail at start on a wrong URL; later outages show in /healthz and as 503s.
         await pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT_SECONDS)
         try:
-            app.state.client = client or await connect_client(settings)
+            app.state.client = client or await connect(settings)
             app.state.pool = pool
             yield
         finally:

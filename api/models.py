@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal, Self
 from fastapi import Path
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,11 +20,13 @@ from pydantic import (
     StrictBool,
     StrictStr,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from domain.money import MoneyError, currency, parse_amount
+from domain.schedule import parse_when
 
 # C0 and C1 control characters and DEL are refused in identifiers (log and header injection,
 # invisible differences between ids); at least one visible character is required.
@@ -63,12 +64,25 @@ def path_segment(description: str) -> Any:
                 json_schema_extra={"pattern": IDENTIFIER_PATTERN})
 
 
-def _iso_text(value: object) -> object:
-    # Not Field(strict=True): FastAPI validates the decoded JSON in Python mode, where strict
-    # refuses strings too. A number would be taken as unix seconds; we want the offset spelt.
+def _when_text(value: object) -> object:
+    # A number would be taken as unix seconds by a datetime field; we want the offset spelt.
     if value is not None and not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 date-time string with offset")
+        raise ValueError("must be an ISO 8601 date, or date-time with offset, as a string")
     return value
+
+
+def _when(value: str) -> str:
+    # Only the form is checked here: which midnight a date means depends on the customer's
+    # class time zone, which the operation knows (domain.schedule.parse_when, one rule).
+    parse_when(value, "UTC", "received_at")
+    return value
+
+
+# A string rather than a datetime: a date alone is accepted too, and pydantic would read
+# it as a naive midnight and refuse it (or pick the wrong zone).
+When = Annotated[StrictStr, BeforeValidator(_when_text), AfterValidator(_when), WithJsonSchema({
+    "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}],
+})]
 
 
 class _Strict(BaseModel):
@@ -94,8 +108,10 @@ class PaymentIn(_Strict):
         min_length=1, max_length=40,
         description="Decimal string with at most the currency's decimals, e.g. \"15.00\" "
                     "(USD), \"1500\" (JPY), \"1.250\" (BHD); > 0 and <= 10^12.")]
-    received_at: Annotated[AwareDatetime | None, BeforeValidator(_iso_text), Field(
-        description="ISO 8601 date-time with offset; absent: when Dunning applies it")] = None
+    received_at: Annotated[When | None, Field(
+        description="ISO 8601 date-time with offset, or a date (the start of that day in "
+                    "the customer's class time zone); absent: when Dunning applies it",
+        examples=["2026-07-02T09:30:00+00:00", "2026-07-02T07:30:00Z", "2026-07-02"])] = None
 
     @field_validator("currency")
     @classmethod

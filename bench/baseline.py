@@ -1,7 +1,8 @@
 """The raw Temporal baseline: trivial workflows on the same server, in the same run.
 
 `python -m bench.baseline ADDRESS TASK_QUEUE` runs their worker (a separate process, as the
-product's worker is); `start_noops` and `update_entities` drive them.
+product's worker is); `start_noops`, `update_entities` and `start_sleeper` drive them, with
+the raw Temporal client (the product goes through ``client``: the comparison).
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ class SleeperWorkflow:
     @workflow.run
     async def run(self) -> None:
         await workflow.sleep(timedelta(days=365))
+
+
+async def start_sleeper(client: Client, task_queue: str, i: int) -> str:
+    """Start the i-th SleeperWorkflow (long_lived's baseline); returns its id."""
+    wid = f"sleep-{task_queue}-{i}"
+    await client.start_workflow(SleeperWorkflow.run, id=wid, task_queue=task_queue)
+    return wid
 
 
 async def start_noops(client: Client, task_queue: str, n: int, concurrency: int

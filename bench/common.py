@@ -33,6 +33,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from client.connect import ensure_search_attributes
 from db.migrate import migrate
 from db.rows import AuditInfo
 from operations.context import Context
@@ -155,6 +156,9 @@ async def servers() -> AsyncIterator[Servers]:
     with temporal_dev_server() as address, admin_database_url() as admin, \
             smtp_sink() as (port, counter):
         client = await Client.connect(address)
+        # As the product's own commands do (client.connect): the benches start the product's
+        # workflows through operations -> client, the baseline's with this raw client.
+        await ensure_search_attributes(client)
         yield Servers(address, admin, port, counter, client)
 
 

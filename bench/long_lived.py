@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 from temporalio.service import RPCError
 
-from bench.baseline import SleeperWorkflow
+from bench.baseline import SleeperWorkflow, start_sleeper
 from bench.billing_cycle import invoice_requests, setup_customers, wait_for_mail
 from bench.common import (
     ADMIN,
@@ -90,22 +90,19 @@ async def query_times(client, ids, query) -> tuple[list[float], int]:
 async def baseline(srv, n: int, budget: float, concurrency: int) -> Result:
     tq = f"base-{uuid.uuid4().hex[:8]}"
     async with baseline_worker(srv, tq) as worker:
-        started: list[int] = []
+        started: list[str] = []
         deadline = time.monotonic() + budget
         t0 = time.monotonic()
 
         async def start(_: object, i: int) -> None:
             if time.monotonic() < deadline:
-                await srv.client.start_workflow(SleeperWorkflow.run, id=f"sleep-{tq}-{i}",
-                                                task_queue=tq)
-                started.append(i)
+                started.append(await start_sleeper(srv.client, tq, i))
 
         await run_concurrently(range(n), [None] * concurrency, start)
         seconds = time.monotonic() - t0
         await idle(worker)
         picks = random.sample(started, min(SAMPLES, len(started)))
-        lats, failed = await query_times(srv.client, [f"sleep-{tq}-{i}" for i in picks],
-                                         SleeperWorkflow.status)
+        lats, failed = await query_times(srv.client, picks, SleeperWorkflow.status)
         return Result("baseline: SleeperWorkflow", len(started), seconds, lats,
                       worker.peak_rss, note=f"query ({failed} timed out); worker RSS at end "
                                             f"{worker.rss() / 2**20:.0f} MB")

@@ -29,7 +29,7 @@ from bench.common import (
     run_concurrently,
     servers,
 )
-from worker import open_pool
+from db.pool import open_pool
 
 SENDER = Sender(address="billing@bench.test", name="Bench Billing", reply_to=None)
 

@@ -59,13 +59,6 @@ async def get_class(conn: AsyncConnection, name: str) -> ClassRow | None:
         return await cur.fetchone()
 
 
-async def list_classes(conn: AsyncConnection) -> list[ClassRow]:
-    query = sql.SQL("SELECT {} FROM customer_classes ORDER BY name").format(columns(ClassRow))
-    async with conn.cursor(row_factory=class_row(ClassRow)) as cur:
-        await cur.execute(query)
-        return await cur.fetchall()
-
-
 async def upsert_class(
     conn: AsyncConnection, spec: ClassSpec, audit: AuditInfo
 ) -> UpsertClassResult:

@@ -50,17 +50,6 @@ async def get_customer_with_class(
     return customer, klass
 
 
-async def list_customers(
-    conn: AsyncConnection, *, class_name: str | None = None
-) -> list[CustomerRow]:
-    query = sql.SQL(
-        "SELECT {} FROM customers WHERE (%(cls)s::text IS NULL OR class_name = %(cls)s) ORDER BY id"
-    ).format(columns(CustomerRow))
-    async with conn.cursor(row_factory=class_row(CustomerRow)) as cur:
-        await cur.execute(query, {"cls": class_name})
-        return await cur.fetchall()
-
-
 async def add_customer(
     conn: AsyncConnection, new: NewCustomer, audit: AuditInfo
 ) -> AddCustomerResult:

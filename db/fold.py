@@ -100,7 +100,11 @@ async def customer_class(conn: AsyncConnection, customer: CustomerRow) -> ClassR
 
 
 async def live_invoices(conn: AsyncConnection, customer_id: str) -> list[InvoiceRow]:
-    """Non-cancelled invoices, oldest first (issue time, then number)."""
+    """Every invoice, oldest first (issue time, then number).
+
+    cancelled_at is always NULL (no command sets it); the predicate lets the partial index
+    invoices_customer_live_idx serve this query.
+    """
     query = sql.SQL(
         "SELECT {} FROM invoices WHERE customer_id = %s AND cancelled_at IS NULL"
         " ORDER BY issued_at, number"

@@ -16,13 +16,3 @@ async def get_payment(conn: AsyncConnection, processor: str, payment_id: str) ->
         await cur.execute(query, (processor, payment_id))
         return await cur.fetchone()
 
-
-async def list_payments(conn: AsyncConnection, customer_id: str) -> list[PaymentRow]:
-    """Every payment of the customer, reversed ones too, in recording order."""
-    query = sql.SQL("SELECT {} FROM payments WHERE customer_id = %s ORDER BY id").format(
-        columns(PaymentRow)
-    )
-    async with conn.cursor(row_factory=class_row(PaymentRow)) as cur:
-        await cur.execute(query, (customer_id,))
-        return await cur.fetchall()
-

@@ -80,7 +80,8 @@ class InvoiceRow:
     received: int
     collection_status: str
     payment_status: str
-    cancelled_at: datetime | None
+    # (The column cancelled_at is not read: no command sets it, it is always NULL. It stays
+    # for the partial indexes of 001_schema.sql, whose predicate the queries repeat.)
     created_at: datetime
     updated_at: datetime
     # Set by the invoice's workflow when its timer for S fires (db/invoices.py, 002).

@@ -1,7 +1,7 @@
 """The customer status document of SPEC 4.2 (``dunning status ID --json``, GET /v1/customers/ID).
 
 Amounts are decimal strings with the currency's exponent; instants are ISO 8601 in UTC.
-Every live (non-cancelled) invoice is listed, oldest first, paid ones included.
+Every invoice is listed, oldest first, paid ones included.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ class RecordUnmatched:
     body: dict[str, Any]              # the request body, for finance
     body_hash: str                    # same canonical hash as ApplyPayment.body_hash
     token: str | None = None
+    audit: AuditInfo | None = None    # given when a person posts it by hand (SPEC 2.7)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,12 @@ async def _record(conn: AsyncConnection, cmd: RecordUnmatched) -> RecordUnmatche
         await cur.execute(query, (cmd.processor, cmd.payment_id, cmd.customer_ref, cmd.amount,
                                   cmd.currency, cmd.received_at, jsonb(cmd.body), cmd.body_hash))
         row = await cur.fetchone()
+    if cmd.audit is not None:
+        # Only a stored row is audited, as for applied payments: a duplicate changed nothing.
+        # No on_behalf_of: nobody knows the customer yet (customer_ref is in the row).
+        await record_audit(conn, AuditEntry.of(
+            cmd.audit, "payment.post", unmatched_target(cmd.processor, cmd.payment_id),
+            after=row))
     return RecordUnmatchedResult("unmatched", row, None)
 
 

@@ -22,6 +22,7 @@ PORT_OPTIONS: tuple[PortOption, ...] = (
     PortOption("smtp_port", "mail catcher SMTP", "--smtp-port"),
     PortOption("mail_port", "mail catcher web page", "--mail-port"),
     PortOption("api_port", "Dunning API", "--api-port"),
+    PortOption("worker_metrics_port", "worker metrics (Prometheus)", "--worker-metrics-port"),
 )
 
 
@@ -33,6 +34,7 @@ class DevOptions:
     smtp_port: int = 1025
     mail_port: int = 8025
     api_port: int = 8000
+    worker_metrics_port: int = 9464  # the OpenTelemetry/Prometheus exporter convention
     demo: bool = False
 
     def __post_init__(self) -> None:

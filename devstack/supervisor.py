@@ -9,7 +9,6 @@ us; we then stop each child (SIGTERM, SIGKILL after a timeout) and PostgreSQL.
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import os
 import signal
 import sys
@@ -58,12 +57,6 @@ def dunning_command() -> list[str]:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
-
-
-def cli_available() -> bool:
-    # An editable install maps `cli` to cli.py even before the file exists.
-    spec = importlib.util.find_spec("cli")
-    return spec is not None and (spec.origin is None or Path(spec.origin).exists())
 
 
 def configured_environment() -> dict[str, str]:
@@ -117,7 +110,6 @@ class DevStack:
         self.core: set[str] = {"temporal"}
         self.env: dict[str, str] = {}
         self.injected_defaults: list[str] = []
-        self.cli_ready = cli_available()
 
     # -- start -----------------------------------------------------------------------------
 
@@ -134,13 +126,6 @@ class DevStack:
         self._check_interrupted()
         self._start_mailcatcher()
         self._check_interrupted()
-        if not self.cli_ready:
-            say(
-                "the `dunning` CLI (cli.py) is not available: skipping migrations, worker "
-                "and API",
-                sys.stderr,
-            )
-            return
         self._migrate()
         self._check_interrupted()
         self._start_app()
@@ -258,7 +243,8 @@ class DevStack:
 
     def _start_app(self) -> None:
         o = self.options
-        self._spawn("worker", [*dunning_command(), "worker"])
+        self._spawn("worker", [*dunning_command(), "worker",
+                               "--metrics-port", str(o.worker_metrics_port)])
         api = self._spawn(
             "api", [*dunning_command(), "api", "--host", HOST, "--port", str(o.api_port)]
         )
@@ -288,16 +274,11 @@ class DevStack:
             f"  Temporal server  {HOST}:{o.temporal_port}  namespace {NAMESPACE}",
             f"  Mail catcher     http://{HOST}:{o.mail_port}  (SMTP {HOST}:{o.smtp_port}; "
             f"JSON /api/messages)",
-        ]
-        if self.cli_ready:
-            lines += [
-                f"  API docs         {api}/docs",
-                f"  Metrics          {api}/metrics",
-                f"  Health           {api}/healthz",
-            ]
-        else:
-            lines.append("  Worker, API      not started: the `dunning` CLI is not available")
-        lines += [
+            f"  API docs         {api}/docs",
+            f"  Metrics          {api}/metrics  (API: payments, webhook signatures)",
+            f"  Worker metrics   http://{HOST}:{o.worker_metrics_port}/metrics  "
+            "(mail, service changes, Temporal SDK)",
+            f"  Health           {api}/healthz",
             f"  Database         {redact(self.database_url)}  ({db_note})",
             f"  Data             {d}  (Temporal: temporal.db, mail: mail/)",
             f"  Logs             {self.logs}/<name>.log"
@@ -419,10 +400,7 @@ def _run(options: DevOptions, stop: threading.Event) -> int:
         say(f"stopped in {time.monotonic() - began:.1f}s")
 
 
-def _start_demo(stack: DevStack, demo_stop: threading.Event) -> threading.Thread | None:
-    if not stack.cli_ready:
-        say("--demo needs the `dunning` CLI, which is not available", sys.stderr)
-        return None
+def _start_demo(stack: DevStack, demo_stop: threading.Event) -> threading.Thread:
     from devstack.demo import Demo, DemoUrls
 
     o = stack.options

@@ -12,15 +12,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 
+from client.connect import ensure_search_attributes
 from devstack.options import HOST
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
@@ -64,7 +60,7 @@ def search_attribute_flags() -> list[str]:
 
 def start_dev_argv(data_dir: Path, port: int, ui_port: int) -> list[str]:
     # start-dev registers the attributes on every start, also over an existing SQLite file
-    # (checked with CLI 1.9.1); ensure_search_attributes() below covers older CLIs.
+    # (checked with CLI 1.9.1); _wait_ready() registers them too, for older CLIs.
     return [
         temporal_cli(), "server", "start-dev",
         "--ip", HOST,
@@ -78,34 +74,23 @@ def start_dev_argv(data_dir: Path, port: int, ui_port: int) -> list[str]:
     ]
 
 
-async def _ready(address: str) -> Client | None:
+async def healthy_client(address: str, namespace: str = NAMESPACE) -> Client | None:
+    """A client once the server serves requests, else None (the caller tries again).
+
+    The port opens before the frontend is healthy: a client connecting then is refused
+    with "Frontend is not healthy yet". So: the frontend's own health check, then the
+    namespace (known only once the server has loaded it, on a restart from its file).
+    """
     try:
-        client = await asyncio.wait_for(Client.connect(address, namespace=NAMESPACE), 3)
+        client = await asyncio.wait_for(Client.connect(address, namespace=namespace), 3)
+        if not await client.service_client.check_health(timeout=timedelta(seconds=3)):
+            return None
         await client.workflow_service.describe_namespace(
-            DescribeNamespaceRequest(namespace=NAMESPACE), timeout=timedelta(seconds=3)
+            DescribeNamespaceRequest(namespace=namespace), timeout=timedelta(seconds=3)
         )
         return client
     except Exception:  # not up yet: any failure means "try again"
         return None
-
-
-async def ensure_search_attributes(client: Client) -> list[str]:
-    """Register the attributes the server does not know yet; returns those added."""
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=client.namespace)
-    )
-    known = set(existing.custom_attributes) | set(existing.system_attributes)
-    missing = {
-        # The SDK's enum carries the proto's numbers.
-        k.name: IndexedValueType.ValueType(int(k.indexed_value_type))
-        for k in SEARCH_ATTRIBUTES
-        if k.name not in known
-    }
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
-        )
-    return sorted(missing)
 
 
 async def _wait_ready(
@@ -117,7 +102,7 @@ async def _wait_ready(
         code = exited()
         if code is not None:
             raise TemporalStartError(f"the Temporal server exited with code {code}")
-        client = await _ready(address)
+        client = await healthy_client(address)
         if client is not None:
             return await ensure_search_attributes(client)
         if time.monotonic() > deadline:

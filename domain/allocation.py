@@ -3,7 +3,7 @@
 A customer's whole money state is one pure fold, ``build_ledger(invoices, payments)``: the
 database stores its output and recomputes it whenever an input changes. Keeping it a
 function of its inputs (rather than a sequence of updates) is what makes a reversal exact:
-reversing a payment is folding again without it (``reverse``).
+reversing a payment is folding again without it (db/fold.py).
 
 The rules, all applied in ``build_ledger`` and nowhere else:
 
@@ -122,16 +122,6 @@ def build_ledger(invoices: Iterable[InvoiceEntry], payments: Iterable[PaymentEnt
     while pending:
         fold.receive(pending.popleft())
     return fold.result()
-
-
-def reverse(
-    invoices: Iterable[InvoiceEntry], payments: Iterable[PaymentEntry], payment_key: str
-) -> Ledger:
-    """The ledger after reversing one payment: exactly as if it had never arrived."""
-    payments = list(payments)
-    if all(payment.key != payment_key for payment in payments):
-        raise ValueError(f"cannot reverse unknown payment {payment_key!r}")
-    return build_ledger(invoices, [p for p in payments if p.key != payment_key])
 
 
 @dataclass

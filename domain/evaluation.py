@@ -1,14 +1,14 @@
 """Collection status, payment status and service state (SPEC 2.3, 2.4).
 
-These are judgements over a Ledger (see domain.allocation) and the clock; they hold no
-state, so re-evaluating after a payment, a reversal or a re-run is calling them again.
+These are judgements over a Ledger (see domain.allocation) and what the invoice workflows
+saw of the clock; they hold no state, so re-evaluating after a payment, a reversal or a
+re-run is calling them again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
 from domain.allocation import InvoiceBalance, Ledger
@@ -40,6 +40,14 @@ def collection_status(remaining: int, threshold: int) -> CollectionStatus:
     if remaining < 0:
         raise ValueError(f"remaining amount cannot be negative, got {remaining}")
     return CollectionStatus.COLLECT if remaining > threshold else CollectionStatus.DO_NOT_COLLECT
+
+
+def drives_dunning(collection_status: str, remaining: int) -> bool:
+    """SPEC 2.3: only a ``collect`` invoice with something remaining gets reminder,
+    overdue and warning mails, and only such an invoice past its suspension time
+    suspends the service (SPEC 2.4)."""
+    # == rather than `is`: statuses read back from rows and payloads are plain strings.
+    return collection_status == CollectionStatus.COLLECT and remaining > 0
 
 
 def payment_status(balance: InvoiceBalance) -> PaymentStatus:
@@ -89,13 +97,6 @@ class SuspensionCandidate:
     remaining: int
 
 
-def is_past(suspend_at: datetime, now: datetime) -> bool:
-    """Whether ``now`` is at or after the suspension time (S itself counts as past)."""
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return now >= suspend_at
-
-
 @dataclass(frozen=True)
 class ServiceDecision:
     """The customer's service state and the invoices that cause a suspension."""
@@ -110,13 +111,11 @@ def decide_service(candidates: Iterable[SuspensionCandidate]) -> ServiceDecision
     ``causes`` keeps the order of ``candidates``; pass them oldest first (as
     ``Ledger.invoices`` is) so the recorded reason lists the oldest cause first.
     """
-    # == rather than `is`: statuses read back from rows and payloads are plain strings.
     causes = tuple(
         candidate.number
         for candidate in candidates
         if candidate.past_suspension_time
-        and candidate.collection_status == CollectionStatus.COLLECT
-        and candidate.remaining > 0
+        and drives_dunning(candidate.collection_status, candidate.remaining)
     )
     # Resumption is simply the absence of causes: there is no separate "resume" rule, which
     # is what makes service come back the moment the last cause is paid or re-evaluated.

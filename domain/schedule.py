@@ -3,8 +3,9 @@
 D is the overdue instant (``overdue_instant``), S = D + grace the suspension instant
 (``suspension_instant``). ``plan_steps`` lays out every step of an invoice in advance;
 ``decide_steps`` says which of the steps that are due now run and which are skipped
-because their time had passed. Whether a step that runs actually sends anything
-("collect and remaining > 0 at that moment") is for the caller to check.
+because their time had passed; ``STEP_TABLE`` is SPEC 2.5's table (mail, runs-if-late,
+order). Whether a step that runs actually sends anything is
+``evaluation.drives_dunning`` at that moment.
 
 Durations are exact elapsed time: "3d" is 72 hours even across a DST change. Only the
 due *date* is read in the class's time zone; every instant here is an aware datetime.
@@ -125,6 +126,35 @@ def parse_due(text: str) -> date | datetime:
     return instant
 
 
+_WHEN_EXAMPLES = "2026-05-01, 2026-05-01T09:30:00+02:00 or 2026-05-01T07:30:00Z"
+
+
+def parse_when(text: str, tz: str = "UTC", what: str = "time") -> datetime:
+    """An instant as the CLI and the API take it (issue time, payment time), in UTC.
+
+    A date means the start (midnight) of that day in zone ``tz``, the class's time zone; a
+    date and time must carry its UTC offset. ``what`` names the value in error messages.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"{what} must be a string like {_WHEN_EXAMPLES}, got {text!r}")
+    zone = _zone(tz)
+    value = text.strip()
+    try:
+        if _DATE_ONLY.fullmatch(value):
+            return _start_of_day(date.fromisoformat(value), zone)
+        instant = datetime.fromisoformat(value) if _DATE_TIME.fullmatch(value) else None
+    except ValueError:
+        instant = None
+    if instant is None:
+        raise ValueError(f"{what} '{text}' is not a valid date or date and time; "
+                         f"use e.g. {_WHEN_EXAMPLES}")
+    # A wall-clock time without an offset names a different instant in every zone.
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"{what} '{text}' has a time but no UTC offset; "
+                         f"use e.g. {_WHEN_EXAMPLES}")
+    return instant.astimezone(UTC)
+
+
 def overdue_instant(due: date | datetime, tz: str = "UTC") -> datetime:
     """D, as an aware UTC datetime.
 
@@ -200,25 +230,6 @@ class Policy:
             if value < timedelta(0) or value.microseconds:
                 raise ValueError(f"{name} must be a whole, non-negative number of seconds")
 
-    @classmethod
-    def from_texts(cls, reminders: str = "3d", grace: str = "0d", warning: str = "1d") -> Policy:
-        """A policy from its written form: ``reminders`` is comma-separated ("7d,3d", or ""
-        for none). Temporal's JSON converter cannot carry a timedelta, so payloads carry
-        these strings (``to_texts``) and workflows rebuild the Policy with this."""
-        return cls(
-            reminders=tuple(parse_duration(r) for r in reminders.split(",") if r.strip()),
-            grace=parse_duration(grace),
-            warning=parse_duration(warning),
-        )
-
-    def to_texts(self) -> dict[str, str]:
-        """The written form, e.g. {"reminders": "7d,3d", "grace": "0d", "warning": "1d"}."""
-        return {
-            "reminders": ",".join(format_duration(r) for r in self.reminders),
-            "grace": format_duration(self.grace),
-            "warning": format_duration(self.warning),
-        }
-
 
 class StepKind(StrEnum):
     DUE_REMINDER = "due_reminder"
@@ -227,14 +238,31 @@ class StepKind(StrEnum):
     SUSPENSION = "suspension"
 
 
-# When two steps fall on the same instant they run in the order of the story told to the
-# customer: "due soon", "overdue", "will be suspended", "suspended". (With the default
-# policy the warning comes a day *before* the overdue notice; this order only breaks ties.)
-_KIND_ORDER = {
-    StepKind.DUE_REMINDER: 0,
-    StepKind.OVERDUE: 1,
-    StepKind.SUSPENSION_WARNING: 2,
-    StepKind.SUSPENSION: 3,
+@dataclass(frozen=True)
+class StepRule:
+    """One row of SPEC 2.5's table. Every step but the suspension itself acts only when
+    the invoice drives dunning at that moment (``evaluation.drives_dunning``: collect and
+    remaining > 0); the suspension time is recorded whatever the status, and the
+    customer's service decision applies that condition (SPEC 2.4)."""
+
+    kind: StepKind
+    mail: str | None  # the notification it sends; None for the suspension itself
+    runs_if_late: bool  # SPEC 2.5: runs at once even when its time had passed
+    # When two steps fall on the same instant they run in the order of the story told to
+    # the customer: "due soon", "overdue", "will be suspended", "suspended". (With the
+    # default policy the warning comes a day *before* the overdue notice.)
+    story_order: int
+
+
+STEP_TABLE: dict[StepKind, StepRule] = {
+    StepKind.DUE_REMINDER: StepRule(StepKind.DUE_REMINDER, "due_reminder",
+                                    runs_if_late=False, story_order=0),
+    # An invoice entered after its due date becomes overdue, and suspends, immediately.
+    StepKind.OVERDUE: StepRule(StepKind.OVERDUE, "overdue", runs_if_late=True, story_order=1),
+    StepKind.SUSPENSION_WARNING: StepRule(StepKind.SUSPENSION_WARNING, "suspension_warning",
+                                          runs_if_late=False, story_order=2),
+    StepKind.SUSPENSION: StepRule(StepKind.SUSPENSION, None, runs_if_late=True,
+                                  story_order=3),
 }
 
 
@@ -274,11 +302,6 @@ class StepDecision(StrEnum):
     SKIP = "skip"
 
 
-# The two steps SPEC 2.5 runs at once even when late: an invoice entered after its due
-# date becomes overdue, and suspends, immediately.
-_RUN_EVEN_IF_LATE = frozenset({StepKind.OVERDUE, StepKind.SUSPENSION})
-
-
 def decide_steps(
     pending: Sequence[Step], now: datetime, reached_until: datetime | None
 ) -> tuple[tuple[Step, StepDecision], ...]:
@@ -301,7 +324,7 @@ def decide_steps(
     latest = due[-1].at
     decisions = []
     for step in due:
-        if step.kind in _RUN_EVEN_IF_LATE:
+        if STEP_TABLE[step.kind].runs_if_late:
             decision = StepDecision.RUN
         elif step.at < latest:
             decision = StepDecision.SKIP  # stale: a later step is already due
@@ -314,7 +337,7 @@ def decide_steps(
 
 
 def _step_order(step: Step) -> tuple[datetime, int]:
-    return (step.at, _KIND_ORDER[step.kind])
+    return (step.at, STEP_TABLE[step.kind].story_order)
 
 
 def _utc(instant: datetime, what: str) -> datetime:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import psycopg
 from temporalio.client import Client
 
+from client.connect import connect
 from settings import Settings
 
 
@@ -20,9 +21,7 @@ class Context:
 
     async def client(self) -> Client:
         if self._client is None:
-            self._client = await Client.connect(
-                self.settings.temporal_address, namespace=self.settings.temporal_namespace
-            )
+            self._client = await connect(self.settings)
         return self._client
 
 

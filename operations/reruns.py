@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import Any
 
+from client.reruns import rerun_workflow_id
+from client.reruns import start_rerun as start_rerun_workflow
 from db.audit import class_target, customer_target, record_audit
 from db.classes import get_class
 from db.customers import get_customer
@@ -13,8 +14,6 @@ from db.rows import AuditEntry, AuditInfo
 from operations.context import Context
 from operations.errors import NotFound
 from workflows.payloads import Actor, RerunInput, RerunProgress
-from workflows.rerun import RerunWorkflow
-from workflows.search_attributes import CUSTOMER_CLASS, CUSTOMER_ID, typed
 
 
 async def start_rerun(ctx: Context, class_name: str | None, customer_id: str | None,
@@ -23,9 +22,7 @@ async def start_rerun(ctx: Context, class_name: str | None, customer_id: str | N
         raise NotFound(f"unknown class {class_name!r}")
     if customer_id is not None and await get_customer(ctx.conn, customer_id) is None:
         raise NotFound(f"unknown customer {customer_id!r}")
-    scope = f"class-{class_name}" if class_name else f"customer-{customer_id}"
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    workflow_id = f"rerun-{scope}-{'dry-' if dry_run else ''}{stamp}"
+    workflow_id = rerun_workflow_id(class_name, customer_id, dry_run)
     actor = Actor(name=audit.actor, realm=audit.realm, reason=audit.reason,
                   request_id=audit.request_id, on_behalf_of=customer_id)
     if not dry_run:
@@ -36,16 +33,10 @@ async def start_rerun(ctx: Context, class_name: str | None, customer_id: str | N
                 audit, "rerun.start",
                 class_target(class_name) if class_name else customer_target(str(customer_id)),
                 on_behalf_of=customer_id, after={"workflow_id": workflow_id}))
-    attributes = [(CUSTOMER_CLASS, class_name)] if class_name else [(CUSTOMER_ID, customer_id)]
-    client = await ctx.client()
-    handle = await client.start_workflow(
-        RerunWorkflow.run,
+    handle = await start_rerun_workflow(
+        await ctx.client(), ctx.settings.task_queue, workflow_id,
         RerunInput(class_name=class_name, customer_id=customer_id, dry_run=dry_run,
-                   actor=actor),
-        id=workflow_id, task_queue=ctx.settings.task_queue,
-        search_attributes=typed(*attributes),
-        static_summary=f"{'Dry run' if dry_run else 'Re-run'} of {scope}",
-    )
+                   actor=actor))
     if not wait:
         return {"workflow_id": workflow_id, "dry_run": dry_run, "scanned": 0,
                 "changed_customers": 0, "results": [], "done": False}

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # Workflows kept in memory per worker process: a larger cache avoids rebuilding
     # sandboxed instances in bursts; ~90 KB each (see docs/performance.md).
     worker_cache_size: int = Field(default=2000, ge=10)
+    # The worker's Prometheus endpoint (/metrics, our counters and the Temporal SDK's).
+    # Off unless set: a fixed default port would collide between processes on one host.
+    # With `--processes K`, process i serves port + i.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
 
     # Optional HTTP endpoint told about suspensions and resumptions (provisioning hook).
     provisioning_url: str | None = None

@@ -16,6 +16,15 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.effects import (
+        Effect,
+        Provision,
+        SendMail,
+        SignalInvoice,
+        effects_of,
+        needs_followup,
+    )
+    from domain.ids import payment_receipt_key
     from workflows import policies
     from workflows import search_attributes as sa
     from workflows.notify import deliver
@@ -31,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         ApplyServiceStateResult,
         AssignPaymentInput,
         CustomerOperation,
+        CustomerState,
         CustomerStateQueryResult,
         CustomerWorkflowInput,
         EvaluateServiceSignal,
@@ -55,17 +65,12 @@ with workflow.unsafe.imports_passed_through():
 class CustomerWorkflow:
     @workflow.init
     def __init__(self, input: CustomerWorkflowInput) -> None:
-        self.customer_id = input.customer_id
-        self.queue: list[CustomerOperation] = list(input.pending)
-        self.followups: list[Followup] = list(input.followups)
-        self.max_history_events = input.max_history_events
+        # All of this customer's state, in one dataclass handed whole to the next run.
+        self.entity: CustomerState = input.initial_state()
         self.lock = asyncio.Lock()
-        self.service_state = "unknown"
-        self.class_name: str | None = None
-        self.last_operation = "started"
-        # Mails in flight, with what they send: handed to the next run at continue-as-new.
-        self.mails: list[tuple[asyncio.Task[None], SendNotificationInput]] = []
-        self.carried_mails = list(input.mails)
+        # The mails this run started, with their tasks: those still running at
+        # continue-as-new go to the next run in ``entity.mails``.
+        self.sending: list[tuple[asyncio.Task[None], SendNotificationInput]] = []
 
     # --- updates: the caller waits for the committed transaction -----------------------
 
@@ -109,7 +114,7 @@ class CustomerWorkflow:
         if not input.dry_run:
             self._follow(result)
         return ReevaluateResult(
-            customer_id=self.customer_id, dry_run=input.dry_run, changes=result.changes,
+            customer_id=self.entity.customer_id, dry_run=input.dry_run, changes=result.changes,
             service_before=result.service_before, service_after=result.service_state,
         )
 
@@ -122,52 +127,49 @@ class CustomerWorkflow:
         except ValueError as err:
             workflow.logger.warning(f"ignoring malformed payment signal: {err}")
             return
-        self.queue.append(CustomerOperation(kind="payment", payment=input))
+        self.entity.queue.append(CustomerOperation(kind="payment", payment=input))
 
     @workflow.signal
     def evaluate_service(self, signal: EvaluateServiceSignal) -> None:
-        self.queue.append(CustomerOperation(kind="evaluate_service", evaluate=signal))
+        self.entity.queue.append(CustomerOperation(kind="evaluate_service", evaluate=signal))
 
     @workflow.query
     def state(self) -> CustomerStateQueryResult:
         return CustomerStateQueryResult(
-            customer_id=self.customer_id, service_state=self.service_state,
-            queued=len(self.queue), followups=len(self.followups),
-            last_operation=self.last_operation,
+            customer_id=self.entity.customer_id, service_state=self.entity.service_state,
+            queued=len(self.entity.queue), followups=len(self.entity.followups),
+            last_operation=self.entity.last_operation,
         )
 
     # --- main loop ---------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: CustomerWorkflowInput) -> None:
-        workflow.upsert_search_attributes([sa.CUSTOMER_ID.value_set(self.customer_id)])
-        for notification in self.carried_mails:
+        workflow.upsert_search_attributes([sa.CUSTOMER_ID.value_set(self.entity.customer_id)])
+        for notification in self.entity.mails:
             self._send(notification)  # the outbox keeps them to one delivery each
         while True:
             await workflow.wait_condition(
-                lambda: bool(self.queue or self.followups) or self._history_is_long()
+                lambda: bool(self.entity.queue or self.entity.followups) or self._history_is_long()
             )
-            if self.followups:
-                await self._carry_out(self.followups.pop(0))
-            elif self.queue:
-                await self._run_queued(self.queue.pop(0))
+            if self.entity.followups:
+                await self._carry_out(self.entity.followups.pop(0))
+            elif self.entity.queue:
+                await self._run_queued(self.entity.queue.pop(0))
             else:
                 break
         # Let running updates finish, then hand over what they queued and the mails still
         # in flight (a mail retrying for days must not hold up this customer's payments).
         await workflow.wait_condition(workflow.all_handlers_finished)
+        self.entity.mails = [n for task, n in self.sending if not task.done()]
         workflow.continue_as_new(
-            CustomerWorkflowInput(
-                customer_id=self.customer_id, pending=self.queue, followups=self.followups,
-                max_history_events=self.max_history_events,
-                mails=[n for task, n in self.mails if not task.done()],
-            )
+            CustomerWorkflowInput(self.entity.customer_id, state=self.entity)
         )
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
         return (
-            info.get_current_history_length() >= self.max_history_events
+            info.get_current_history_length() >= self.entity.max_history_events
             or info.is_continue_as_new_suggested()
         )
 
@@ -199,17 +201,17 @@ class CustomerWorkflow:
             return
         receipt = None
         if result.payment_receipts:
-            receipt = f"payment:{processor}:{payment_id}:payment_received"
-        self._follow(result, receipt_key=receipt, payment_ref=f"{processor}:{payment_id}")
+            receipt = payment_receipt_key(processor, payment_id)
+        self._follow(result, receipt_key=receipt, processor=processor, payment_id=payment_id)
 
     async def _transact(self, activity: str, reason: str, **fields: Any) -> LedgerActivityResult:
         """One ledger transaction at a time for this customer (the lock), at this instant."""
         async with self.lock:
             return await self._ledger(activity, LedgerActivityInput(
-                self.customer_id, now=workflow.now(), reason=reason, **fields))
+                self.entity.customer_id, now=workflow.now(), reason=reason, **fields))
 
     async def _ledger(self, activity: str, input: LedgerActivityInput) -> LedgerActivityResult:
-        self.last_operation = f"{activity}: {input.reason}"
+        self.entity.last_operation = f"{activity}: {input.reason}"
         try:
             result = await workflow.execute_activity(
                 activity, input, result_type=LedgerActivityResult,
@@ -227,74 +229,70 @@ class CustomerWorkflow:
         return result
 
     def _follow(self, result: LedgerActivityResult, *, receipt_key: str | None = None,
-                payment_ref: str | None = None) -> None:
-        if result.changed or result.transition or receipt_key:
-            self.followups.append(
-                Followup(changed=result.changed, transition=result.transition,
-                         receipt_key=receipt_key, payment_ref=payment_ref,
-                         service_state=result.service_state)
-            )
+                processor: str | None = None, payment_id: str | None = None) -> None:
+        followup = Followup(changed=result.changed, transition=result.transition,
+                            receipt_key=receipt_key, service_state=result.service_state,
+                            processor=processor, payment_id=payment_id)
+        if needs_followup(followup):
+            self.entity.followups.append(followup)
 
     async def _carry_out(self, followup: Followup) -> None:
-        for facts in followup.changed:
+        for effect in effects_of(self.entity.customer_id, followup):
+            await self._do(effect)
+
+    async def _do(self, effect: Effect) -> None:
+        customer_id = self.entity.customer_id
+        if isinstance(effect, SignalInvoice):
+            facts = effect.facts
             handle = workflow.get_external_workflow_handle(
-                invoice_workflow_id(self.customer_id, facts.number)
-            )
+                invoice_workflow_id(customer_id, facts.number))
             try:
-                await handle.signal(
-                    "reevaluated",
-                    InvoiceReevaluatedSignal(facts=facts, service_state=followup.service_state),
-                )
+                await handle.signal("reevaluated", InvoiceReevaluatedSignal(
+                    facts=facts, service_state=effect.service_state))
             except FailureError as err:
                 workflow.logger.info(f"invoice {facts.number} not signalled: {err}")
                 # Its workflow ended when the invoice was paid; a reversal that opens it
                 # again needs its lifecycle back (suspension step included).
-                if not facts.paid and workflow.patched("reopen-invoices"):
+                if effect.reopen_if_ended and workflow.patched("reopen-invoices"):
                     await workflow.execute_activity(
-                        REOPEN_INVOICE,
-                        ReopenInvoiceInput(self.customer_id, facts.number),
+                        REOPEN_INVOICE, ReopenInvoiceInput(customer_id, facts.number),
                         result_type=ReopenInvoiceResult,
                         start_to_close_timeout=policies.LEDGER_TIMEOUT,
                         retry_policy=policies.LEDGER_RETRY,
                     )
-        if followup.transition is not None:
-            transition = followup.transition
+        elif isinstance(effect, Provision):
+            transition = effect.transition
             await workflow.execute_activity(
                 APPLY_SERVICE_STATE,
-                ApplyServiceStateInput(self.customer_id, transition.state, transition.causes,
+                ApplyServiceStateInput(customer_id, transition.state, transition.causes,
                                        transition.event_id),
                 result_type=ApplyServiceStateResult,
                 start_to_close_timeout=policies.PROVISIONING_TIMEOUT,
                 retry_policy=policies.PROVISIONING_RETRY,
             )
-            kind = "service_suspended" if transition.state == "suspended" else "service_resumed"
+        elif isinstance(effect, SendMail):
             self._send(SendNotificationInput(
-                key=f"service:{self.customer_id}:{transition.event_id}:{kind}", kind=kind,
-                customer_id=self.customer_id, service_event_id=transition.event_id,
-                invoice_number=transition.causes[0] if transition.causes else None,
-                at=workflow.now(),
-            ))
-        if followup.receipt_key:
-            self._send(SendNotificationInput(
-                key=followup.receipt_key, kind="payment_received",
-                customer_id=self.customer_id, payment_ref=followup.payment_ref,
+                key=effect.key, kind=effect.kind, customer_id=customer_id,
+                invoice_number=effect.invoice_number,
+                service_event_id=effect.service_event_id, processor=effect.processor,
+                payment_id=effect.payment_id, payment_ref=effect.payment_ref,
                 at=workflow.now(),
             ))
 
     def _send(self, notification: SendNotificationInput) -> None:
-        self.mails = [(t, n) for t, n in self.mails if not t.done()]
-        self.mails.append((asyncio.create_task(deliver(notification)), notification))
+        self.sending = [(t, n) for t, n in self.sending if not t.done()]
+        self.sending.append((asyncio.create_task(deliver(notification)), notification))
 
     def _publish(self, result: LedgerActivityResult) -> None:
-        self.service_state = result.service_state
+        self.entity.service_state = result.service_state
         updates = [sa.SERVICE_STATE.value_set(result.service_state)]
-        if result.class_name and result.class_name != self.class_name:
-            self.class_name = result.class_name
+        if result.class_name and result.class_name != self.entity.class_name:
+            self.entity.class_name = result.class_name
             updates.append(sa.CUSTOMER_CLASS.value_set(result.class_name))
         workflow.upsert_search_attributes(updates)
         workflow.set_current_details(
-            f"Customer {self.customer_id}: service **{result.service_state}**, "
-            f"balance {result.balance} (minor units).\nlast: {self.last_operation}\n"
+            f"Customer {self.entity.customer_id}: service **{result.service_state}**, "
+            f"balance {result.balance} (minor units).\nlast: {self.entity.last_operation}\n"
             "waiting for: payments, reversals, re-runs and suspension times of its invoices"
         )
 

@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.schedule import Step, StepDecision, StepKind, decide_steps
+    from domain.evaluation import drives_dunning
+    from domain.ids import invoice_notification_key
+    from domain.schedule import STEP_TABLE, Step, StepDecision, StepKind, decide_steps
     from workflows import policies
     from workflows import search_attributes as sa
     from workflows.notify import deliver
@@ -30,12 +32,6 @@ with workflow.unsafe.imports_passed_through():
         ReachSuspensionResult,
         SendNotificationInput,
     )
-
-_MAIL_KIND = {
-    StepKind.DUE_REMINDER: "due_reminder",
-    StepKind.OVERDUE: "overdue",
-    StepKind.SUSPENSION_WARNING: "suspension_warning",
-}
 
 
 @workflow.defn
@@ -82,7 +78,7 @@ class InvoiceWorkflow:
 
     @workflow.run
     async def run(self, input: InvoiceWorkflowInput) -> InvoiceWorkflowResult:
-        self._send("invoice_issued", f"{self._key()}:invoice_issued")
+        self._send("invoice_issued", self._key("invoice_issued"))
         # Steps already behind us when the workflow starts (an invoice entered late).
         await self._process_due(reached_until=None)
         while True:
@@ -93,8 +89,7 @@ class InvoiceWorkflow:
             await asyncio.gather(*self.mails)
             if self._finished():
                 break
-        outcome = "paid" if self.facts.paid else "cancelled"
-        return InvoiceWorkflowResult(number=input.invoice_number, outcome=outcome,
+        return InvoiceWorkflowResult(number=input.invoice_number, outcome="paid",
                                      steps=dict(self.outcomes))
 
     async def _follow_until_finished(self) -> None:
@@ -127,7 +122,8 @@ class InvoiceWorkflow:
         facts: InvoiceFacts | None = None
         for step, decision in decisions:
             self.pending.remove(step)
-            if step.kind is StepKind.SUSPENSION:
+            rule = STEP_TABLE[step.kind]
+            if rule.mail is None:  # the suspension itself
                 # Recorded whatever the status: a later reversal or re-run that makes the
                 # invoice `collect` must suspend at once (SPEC 2.4).
                 await self._reach_suspension()
@@ -138,12 +134,12 @@ class InvoiceWorkflow:
                 continue
             if facts is None:
                 facts = await self._check()
-            if facts.paid or facts.cancelled:
+            if facts.paid:
                 self.outcomes[step.key] = "skipped: paid"
-            elif facts.collection_status != "collect" or facts.remaining <= 0:
+            elif not drives_dunning(facts.collection_status, facts.remaining):
                 self.outcomes[step.key] = f"skipped: {facts.collection_status}"
             else:
-                self._send(_MAIL_KIND[step.kind], f"{self._key()}:{step.key}")
+                self._send(rule.mail, self._key(step.key))
                 self.outcomes[step.key] = "sent"
         self.reason = "; ".join(f"{k} {v}" for k, v in self.outcomes.items())
 
@@ -176,17 +172,15 @@ class InvoiceWorkflow:
         )
         self.mails.append(asyncio.create_task(deliver(notification)))
 
-    def _key(self) -> str:
-        return f"invoice:{self.input.customer_id}:{self.input.invoice_number}"
+    def _key(self, step: str) -> str:
+        return invoice_notification_key(self.input.customer_id, self.input.invoice_number, step)
 
     def _finished(self) -> bool:
-        return self.facts.paid or self.facts.cancelled
+        return self.facts.paid
 
     def _state(self) -> str:
         if self.facts.paid:
             return "paid"
-        if self.facts.cancelled:
-            return "cancelled"
         return "waiting" if self.pending else "waiting for payment"
 
     def _publish(self) -> None:

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import quote
+
+# Defined once in the domain and re-exported (``as``), never copied: the outcome of a
+# ledger change, and the ids (domain.ids) for the callers that import them here.
+from domain.effects import Followup as Followup
+from domain.effects import InvoiceFacts as InvoiceFacts
+from domain.effects import ServiceTransition as ServiceTransition
+from domain.ids import customer_workflow_id as customer_workflow_id
+from domain.ids import invoice_workflow_id as invoice_workflow_id
+from domain.ids import payment_update_id as payment_update_id
 
 # Activity names (defined in activities/, referenced by name from workflows/).
 APPLY_PAYMENT = "apply_payment"
@@ -27,37 +35,7 @@ LIST_CUSTOMERS = "list_customers_page"
 REEVALUATE_VIA_WORKFLOW = "reevaluate_via_customer_workflow"
 
 
-def _part(value: str) -> str:
-    # Percent-encode everything but plain characters, so ":" only ever separates parts:
-    # customer "k" with invoice "x:1" and customer "k:x" with invoice "1" stay distinct.
-    return quote(value, safe="-_.~")
-
-
-def invoice_workflow_id(customer_id: str, number: str) -> str:
-    return f"invoice:{_part(customer_id)}:{_part(number)}"
-
-
-def customer_workflow_id(customer_id: str) -> str:
-    return f"customer:{_part(customer_id)}"
-
-
-def payment_update_id(processor: str, payment_id: str) -> str:
-    return f"payment:{processor}:{payment_id}"
-
-
 # --- facts about invoices --------------------------------------------------------------
-
-
-@dataclass
-class InvoiceFacts:
-    """An invoice as the database sees it now (the source of truth)."""
-
-    number: str
-    remaining: int
-    collection_status: str
-    payment_status: str
-    paid: bool
-    cancelled: bool = False
 
 
 @dataclass
@@ -97,7 +75,7 @@ class InvoiceWorkflowInput:
 @dataclass
 class InvoiceWorkflowResult:
     number: str
-    outcome: str  # "paid" | "cancelled"
+    outcome: str  # "paid" (the only way an invoice's workflow ends)
     steps: dict[str, str]
 
 
@@ -124,14 +102,46 @@ class InvoiceStatusQueryResult:
 
 
 @dataclass
-class CustomerWorkflowInput:
+class CustomerState:
+    """Everything a CustomerWorkflow knows, carried whole from one run to the next."""
+
     customer_id: str
-    # Work accepted by an earlier run but not finished when it continued as new.
-    pending: list[CustomerOperation] = field(default_factory=list)
+    # Work accepted (signal path) but not yet run, and effects not yet carried out.
+    queue: list[CustomerOperation] = field(default_factory=list)
     followups: list[Followup] = field(default_factory=list)
+    # Mails still in flight when the last run continued as new; sent again (the outbox
+    # keeps each to one delivery). Recomputed at each hand-over.
+    mails: list[SendNotificationInput] = field(default_factory=list)
+    service_state: str = "unknown"
+    class_name: str | None = None
+    last_operation: str = "started"
     # Tests force a small value to exercise continue-as-new.
     max_history_events: int = 5_000
+
+
+@dataclass
+class CustomerWorkflowInput:
+    customer_id: str
+    # Set by continue-as-new; None for a fresh start (and in histories recorded before it).
+    state: CustomerState | None = None
+    # Only read when ``state`` is None: a fresh start's options, and the flat hand-over of
+    # runs recorded before CustomerState existed (their histories must still replay).
+    pending: list[CustomerOperation] = field(default_factory=list)
+    followups: list[Followup] = field(default_factory=list)
+    max_history_events: int = 5_000
     mails: list[SendNotificationInput] = field(default_factory=list)
+    service_state: str = "unknown"
+    class_name: str | None = None
+
+    def initial_state(self) -> CustomerState:
+        if self.state is not None:
+            return self.state
+        return CustomerState(
+            customer_id=self.customer_id, queue=list(self.pending),
+            followups=list(self.followups), mails=list(self.mails),
+            service_state=self.service_state, class_name=self.class_name,
+            max_history_events=self.max_history_events,
+        )
 
 
 @dataclass
@@ -217,24 +227,6 @@ class CustomerOperation:
 
 
 @dataclass
-class ServiceTransition:
-    state: str
-    causes: list[str]
-    event_id: int
-
-
-@dataclass
-class Followup:
-    """Effects of a committed ledger change, carried out after the caller got its answer."""
-
-    changed: list[InvoiceFacts] = field(default_factory=list)
-    transition: ServiceTransition | None = None
-    receipt_key: str | None = None
-    payment_ref: str | None = None  # "processor:payment_id" for payment_received
-    service_state: str | None = None
-
-
-@dataclass
 class CustomerStateQueryResult:
     customer_id: str
     service_state: str
@@ -308,15 +300,18 @@ class SendNotificationInput:
     kind: str
     customer_id: str
     invoice_number: str | None = None
-    payment_ref: str | None = None
+    payment_ref: str | None = None  # legacy "processor:payment_id" of earlier histories
     service_event_id: int | None = None
     at: datetime | None = None
+    # The payment of a payment_received mail, as two fields: either may contain ":".
+    processor: str | None = None
+    payment_id: str | None = None
 
 
 @dataclass
 class SendNotificationResult:
     key: str
-    status: str  # "sent" | "already_sent" | "failed"
+    status: str  # "sent" | "already_sent" | "failed" | "unknown"
     message_id: str | None = None
     error: str | None = None
 

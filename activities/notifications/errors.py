@@ -1,7 +1,8 @@
 """Exceptions of the notification machinery.
 
 The Temporal activity layer maps them: ``PermanentMailError`` and ``MessageBuildError`` ->
-non-retryable ``ApplicationError``; ``TransientMailError`` -> retryable.
+non-retryable ``ApplicationError``; ``TransientMailError`` -> retryable, except its subclass
+``OutcomeUnknownMailError``, which the outbox turns into an ``unknown`` row (never resent).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ class MailError(NotificationError):
 
 class TransientMailError(MailError):
     """Worth retrying later: 4xx reply, connection refused/lost, timeout, TLS/auth trouble."""
+
+
+class OutcomeUnknownMailError(TransientMailError):
+    """The message was handed to the server (DATA) and then the connection died or timed out
+    before its reply: the server may have accepted it. Sending again could duplicate it, so
+    the outbox records ``unknown`` and never resends it automatically (SPEC 2.6)."""
 
 
 class PermanentMailError(MailError):

@@ -5,6 +5,9 @@ opens one), runs MAIL / RCPT / DATA itself so it knows which stage failed, and r
 to the pool. Classification (SPEC 2.6):
 
 - 4xx replies, connection refused / lost, timeouts            -> ``TransientMailError``
+- connection lost or timeout during DATA (the server may have
+  queued the message, only its reply is missing)               -> ``OutcomeUnknownMailError``
+  (a ``TransientMailError`` that the outbox must never resend)
 - 5xx reply to MAIL, RCPT or DATA, or any refused recipient   -> ``PermanentMailError``
 - trouble before MAIL (greeting, EHLO, STARTTLS, AUTH)        -> ``TransientMailError``:
   it says nothing about this message, and marking every notification failed because of a
@@ -22,6 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from email.utils import getaddresses
 from typing import Any, Literal, Protocol
 
 import aiosmtplib
@@ -29,10 +33,12 @@ import aiosmtplib
 from activities.notifications.errors import (
     InvalidAddressError,
     MailError,
+    MessageBuildError,
+    OutcomeUnknownMailError,
     PermanentMailError,
     TransientMailError,
 )
-from activities.notifications.message import wire_bytes
+from activities.notifications.message import check_address, wire_bytes
 
 log = logging.getLogger(__name__)
 
@@ -255,14 +261,30 @@ class SmtpMailer:
             if refused:
                 await self._reset(conn)
                 raise _refused(refused)
-            response = await client.data(data, timeout=timeout)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(conn)
             raise _classify_response(exc.code, exc.message) from exc
         except TimeoutError as exc:
-            raise TransientMailError(f"timeout during the SMTP transaction: {exc}") from exc
+            raise TransientMailError(f"timeout waiting for the RCPT TO reply: {exc}") from exc
         except OSError as exc:
-            raise TransientMailError(f"connection lost during the SMTP transaction: {exc}") from exc
+            raise TransientMailError(f"connection lost before DATA: {exc}") from exc
+
+        try:
+            response = await client.data(data, timeout=timeout)
+        except aiosmtplib.SMTPResponseException as exc:
+            # A reply (4xx/5xx) to DATA or to the end of the message: definitely refused.
+            await self._reset(conn)
+            raise _classify_response(exc.code, exc.message) from exc
+        except TimeoutError as exc:
+            # The message may have been received and queued before the reply got lost:
+            # the caller must not send it again (SPEC 2.6, at most once).
+            raise OutcomeUnknownMailError(
+                f"timeout during DATA, the server may have accepted the message: {exc}"
+            ) from exc
+        except OSError as exc:
+            raise OutcomeUnknownMailError(
+                f"connection lost during DATA, the server may have accepted the message: {exc}"
+            ) from exc
         return _reply(response.code, response.message)
 
     async def _reset(self, conn: _Connection) -> None:
@@ -286,6 +308,17 @@ def _refused(refused: dict[str, aiosmtplib.SMTPRecipientRefused]) -> MailError:
 
 
 def _envelope(message: EmailMessage) -> tuple[str, list[str]]:
+    """MAIL FROM and RCPT TO addresses of ``message``.
+
+    Fast path: the raw header values (``build_message`` stores them pre-encoded, ASCII)
+    through ``email.utils.getaddresses``, a fraction of the cost of the policy's header
+    parser, accepted only when there is one From and every address is a plain addr-spec
+    (``check_address``). Anything else goes through the full parser below.
+    """
+    return _envelope_fast(message) or _envelope_parsed(message)
+
+
+def _envelope_parsed(message: EmailMessage) -> tuple[str, list[str]]:
     try:
         sender = message["From"].addresses[0].addr_spec
         recipients = [
@@ -299,6 +332,29 @@ def _envelope(message: EmailMessage) -> tuple[str, list[str]]:
     if not recipients:
         raise InvalidAddressError("message has no recipient")
     return sender, recipients
+
+
+def _envelope_fast(message: EmailMessage) -> tuple[str, list[str]] | None:
+    raw: dict[str, list[str]] = {"from": [], "to": [], "cc": [], "bcc": []}
+    for name, value in message.raw_items():
+        values = raw.get(name.lower())
+        if values is not None:
+            if not isinstance(value, str) or hasattr(value, "name"):
+                return None  # a parsed header object, not a raw value: use the full parser
+            values.append(value)
+    if len(raw["from"]) != 1 or any(len(values) > 1 for values in raw.values()):
+        return None  # the full parser reads the first of each header: same answer there
+    senders = getaddresses(raw["from"])
+    recipients = [addr for _, addr in getaddresses(raw["to"] + raw["cc"] + raw["bcc"])]
+    if len(senders) != 1 or not recipients:
+        return None
+    try:
+        for address in (senders[0][1], *recipients):
+            if check_address("envelope address", address) != address:
+                return None
+    except MessageBuildError:  # not a plain address (or a control character): full parser
+        return None
+    return senders[0][1], recipients
 
 
 async def _quit(conn: _Connection) -> None:

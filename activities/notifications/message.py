@@ -6,7 +6,8 @@
   ``Cobrança, Ltda`` and ``Atenção ao Cliente`` come back exactly); addresses must be
   plain ASCII, so SMTPUTF8 is never needed;
 - Date, a Message-ID derived from the notification key, ``Auto-Submitted`` (RFC 3834, so
-  vacation responders do not answer a billing robot);
+  vacation responders do not answer a billing robot), ``X-Dunning-Kind`` and
+  ``X-Dunning-Key`` (the notification's kind and outbox key);
 - any CR, LF or other control character in any header value is refused with
   ``HeaderInjectionError`` before a message exists, so nothing can reach a server.
 """
@@ -137,14 +138,22 @@ def build_message(
     html: str,
     message_id: str,
     date: datetime | None = None,
+    kind: str | None = None,
+    key: str | None = None,
 ) -> EmailMessage:
     """The complete message; raises ``HeaderInjectionError``/``InvalidAddressError``.
+
+    ``kind`` and ``key`` become ``X-Dunning-Kind`` and ``X-Dunning-Key`` (SPEC 2.6), so a
+    mail in anyone's mailbox can be traced back to its outbox row.
 
     Display names have runs of spaces collapsed and the subject is stripped; nothing else
     about them changes on the way to the recipient.
     """
     check_header("Subject", subject)
     check_header("Message-ID", message_id)
+    # Keys embed customer ids and invoice numbers (outside data): same guard as the rest.
+    check_header("X-Dunning-Kind", kind)
+    check_header("X-Dunning-Key", key)
     from_box = _mailbox("From", sender.name, sender.address)
     to_box = _mailbox("To", to_name, to_address)
     reply_box = _mailbox("Reply-To", None, sender.reply_to) if sender.reply_to else None
@@ -161,6 +170,10 @@ def build_message(
     message["Date"] = utils.format_datetime(when)
     message["Message-ID"] = message_id
     message["Auto-Submitted"] = "auto-generated"
+    if kind is not None:
+        message["X-Dunning-Kind"] = format_unstructured("X-Dunning-Kind", kind)
+    if key is not None:
+        message["X-Dunning-Key"] = format_unstructured("X-Dunning-Key", key)
     # Quoted-printable keeps the body 7-bit: no dependence on the server's 8BITMIME.
     message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")

@@ -46,8 +46,9 @@ PaymentId = Annotated[str, path_segment("the processor's payment id"), Printable
     "/v1/payments", status_code=status.HTTP_202_ACCEPTED, response_model=PaymentOut,
     summary="Payment webhook",
     responses={
-        200: {"model": PaymentOut, "description": "The same payment was received before "
-              "(same id and body): nothing changed",
+        200: {"model": PaymentOut, "description": "The same payment was received before, "
+              "or by another delivery at the same time (same id and body): nothing changed; "
+              "answered only once that delivery's payment is recorded",
               "content": {"application/json": {"example": {
                   "status": "duplicate", "processor": "acme-pay", "payment_id": "pay_01J9Z3"}}}},
         202: {"description": "Applied to the customer's ledger (`accepted`), or the customer "
@@ -71,7 +72,8 @@ async def payment_webhook(payment: PaymentIn, request: Request,
         received_at=payment.received_at, source="api",
     )
     try:
-        # No audit: a processor is not a person; the payment row itself is the record.
+        # No audit: a processor is not a person; the payment row (or the unmatched row,
+        # for a customer nobody knows) is the record. By hand (CLI) both are audited.
         result = await run_operation(request, lambda ctx: post_payment(ctx, command, None))
     except Conflict as err:
         PAYMENTS.labels("conflict").inc()

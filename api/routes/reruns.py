@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from api.auth import admin_or_system
 from api.deps import audit_info, run_operation
 from api.models import RerunIn, RerunOut, problem
+from client.reruns import rerun_result
 from db.classes import get_class
 from db.customers import get_customer_with_class
 from domain.money import currency, format_amount
@@ -24,7 +25,6 @@ from operations.context import Context
 from operations.errors import NotFound
 from operations.reruns import start_rerun
 from settings import ApiIdentity
-from workflows.rerun import RerunWorkflow
 
 router = APIRouter(tags=["re-runs"])
 
@@ -63,10 +63,10 @@ async def post_rerun(body: RerunIn, request: Request, response: Response,
     assert code is not None  # start_rerun refused unknown classes and customers
     if body.dry_run:
         # Waited for after the operation: no database connection held meanwhile.
-        client = request.app.state.client
-        handle = client.get_workflow_handle_for(RerunWorkflow.run, started["workflow_id"])
         try:
-            progress = await asyncio.wait_for(handle.result(), DRY_RUN_WAIT_SECONDS)
+            progress = await asyncio.wait_for(
+                rerun_result(request.app.state.client, started["workflow_id"]),
+                DRY_RUN_WAIT_SECONDS)
         except TimeoutError:
             pass  # still running: 202 with done=false
         else:

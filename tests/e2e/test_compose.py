@@ -174,3 +174,29 @@ def test_dynamic_config_is_mounted(services: dict[str, Any]) -> None:
     host_dir = ROOT / mount.split(":")[0]
     assert (host_dir / Path(path).name).is_file()
     yaml.safe_load((host_dir / Path(path).name).read_text())
+
+
+def test_prometheus_scrapes_the_api_and_every_worker(services: dict[str, Any]) -> None:
+    prometheus = next(s for s in services.values()
+                      if "prom/prometheus" in str(s.get("image")))
+    mount = next(v for v in prometheus["volumes"] if str(v).endswith(":ro"))
+    host_path, container_path = str(mount).split(":")[:2]
+    assert f"--config.file={container_path}" in prometheus["command"]
+    config = yaml.safe_load((ROOT / host_path).read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert all(job.get("metrics_path", "/metrics") == "/metrics" for job in jobs.values())
+
+    # The API: its service name and the port it listens on.
+    api_port = _command(services["api"])[_command(services["api"]).index("--port") + 1]
+    static = [t for job in jobs.values() for c in job.get("static_configs", [])
+              for t in c["targets"]]
+    assert f"api:{api_port}" in static
+
+    # Every worker replica: DNS discovery of the service on the port it is told to serve.
+    worker = services["worker"]
+    command = _command(worker)
+    worker_port = int(command[command.index("--metrics-port") + 1])
+    discovered = [c for job in jobs.values() for c in job.get("dns_sd_configs", [])]
+    assert any("worker" in c["names"] and c["port"] == worker_port for c in discovered)
+    # Reachable from the Prometheus container, not only from the worker's loopback.
+    assert _env(worker)["DUNNING_WORKER_METRICS_HOST"] == "0.0.0.0"

@@ -20,7 +20,6 @@ import psutil
 import psycopg
 import pytest
 
-from devstack.supervisor import cli_available
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +30,8 @@ STOP_TIMEOUT = 30
 class DevRun:
     def __init__(self, data_dir: Path, workdir: Path) -> None:
         self.data_dir = data_dir
-        self.ports = {name: free_port() for name in ("temporal", "ui", "smtp", "mail", "api")}
+        self.ports = {name: free_port() for name in ("temporal", "ui", "smtp", "mail", "api",
+                                                     "worker_metrics")}
         env = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         self.output = workdir / f"dev-{time.monotonic_ns()}.out"
@@ -42,7 +42,8 @@ class DevRun:
                  "--ui-port", str(self.ports["ui"]),
                  "--smtp-port", str(self.ports["smtp"]),
                  "--mail-port", str(self.ports["mail"]),
-                 "--api-port", str(self.ports["api"])],
+                 "--api-port", str(self.ports["api"]),
+                 "--worker-metrics-port", str(self.ports["worker_metrics"])],
                 cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,  # like a terminal: our signal reaches only `dev`
             )
@@ -127,6 +128,21 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _wait_for_text(url: str, text: str, timeout: float = 30) -> None:
+    """The worker serves /metrics before it connects; the SDK's counters follow."""
+    deadline = time.monotonic() + timeout
+    body = ""
+    while time.monotonic() < deadline:
+        try:
+            body = httpx.get(url, timeout=5).text
+        except httpx.HTTPError:
+            body = ""
+        if text in body:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{text!r} not in {url} after {timeout}s:\n{body[-2000:]}")
+
+
 def test_dev_starts_everything_and_ctrl_c_stops_everything(workdir: Path) -> None:
     data_dir = workdir / "data"
     run = DevRun(data_dir, workdir)
@@ -137,10 +153,13 @@ def test_dev_starts_everything_and_ctrl_c_stops_everything(workdir: Path) -> Non
         assert any(c.startswith("temporal ") for c in commands), commands
         assert any(c.startswith("postgres ") for c in commands), commands
         assert any("devstack.mailcatcher" in c for c in commands), commands
-        if cli_available():  # the worker and the API run once the `dunning` CLI exists
-            assert any(c.endswith(" worker") for c in commands), commands
-            health = httpx.get(f"http://127.0.0.1:{run.ports['api']}/healthz", timeout=5)
-            assert health.status_code == 200
+        worker_metrics = f"http://127.0.0.1:{run.ports['worker_metrics']}/metrics"
+        assert any(c.endswith(f" worker --metrics-port {run.ports['worker_metrics']}")
+                   for c in commands), commands
+        assert worker_metrics in run.text()
+        _wait_for_text(worker_metrics, "temporal_request")
+        health = httpx.get(f"http://127.0.0.1:{run.ports['api']}/healthz", timeout=5)
+        assert health.status_code == 200
         # The product's database exists, and the search attributes are in Temporal.
         url = run.database_url()
         with psycopg.connect(url, autocommit=True) as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -13,9 +14,11 @@ import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
+from client.customers import start_operation
+from domain.ids import payment_update_id
 from operations.context import Context
 from operations.invoices import IssueRequest, issue_invoice
-from operations.payments import PaymentRequest, _start, post_payment
+from operations.payments import PaymentRequest, post_payment
 from tests.api.conftest import Api, api_settings, payment_body, serve
 from tests.faults.conftest import add_customers, process_env, unique
 from tests.support.faults import (
@@ -29,7 +32,7 @@ from tests.support.faults import (
 from tests.support.processes import BIN
 from tests.support.stack import ADMIN, Stack
 from workflows.customer import CustomerWorkflow
-from workflows.payloads import PostPaymentInput, payment_update_id
+from workflows.payloads import PostPaymentInput
 
 RECEIVED = "2026-07-02T09:30:00+00:00"
 
@@ -61,14 +64,16 @@ async def cli_post(stack: Stack, dev_server: str, *args: str) -> tuple[int, str,
     return proc.returncode or 0, out.decode(), err.decode()
 
 
-async def temporal_post(stack: Stack, customer_id: str, payment_id: str, amount: str) -> str:
-    """What a processor does with its own Temporal client (no body hash: it cannot know ours)."""
+async def temporal_post(stack: Stack, customer_id: str, payment_id: str, amount: str,
+                        delivery: str | None = None) -> str:
+    """What a processor does with its own Temporal client (no body hash: it cannot know ours).
+    Its update id is its own choice: one per payment, or one per call."""
     result = await stack.client.execute_update_with_start_workflow(
         CustomerWorkflow.post_payment,
         PostPaymentInput(processor="acme", payment_id=payment_id, amount=amount,
                          currency="USD", received_at=datetime.fromisoformat(RECEIVED)),
-        start_workflow_operation=_start(customer_id, stack.settings.task_queue),
-        id=payment_update_id("acme", payment_id))
+        start_workflow_operation=start_operation(customer_id, stack.settings.task_queue),
+        id=payment_update_id("acme", payment_id, delivery=delivery))
     return result.status
 
 
@@ -91,22 +96,39 @@ async def settle(stack: Stack) -> None:
 
 async def test_same_payment_through_webhook_cli_and_update_at_once(stack, api, dev_server,
                                                                    smtp_sink) -> None:
+    """SPEC 4.3: one payment through every door at once (webhook deliveries, the CLI, the
+    product's update-with-start, a processor's own Temporal client): exactly one caller
+    hears `accepted`, every other one `duplicate`."""
     customer_id = await customer_owing(stack)
     payment_id = unique("pay")
     body = payment_body(customer_id, payment_id=payment_id, amount="15.00",
                         received_at=RECEIVED)
-    webhook, cli, update = await asyncio.gather(
-        api.pay(body),
-        cli_post(stack, dev_server, "--customer", customer_id, "--amount", "15.00",
-                 "--payment-id", payment_id, "--processor", "acme", "--received-at", RECEIVED),
-        update_with_start(stack, customer_id, payment_id),
+
+    async def webhook() -> str:
+        answer = await api.pay(body)
+        status = answer.json().get("status")
+        assert (answer.status_code, status) in ((202, "accepted"), (200, "duplicate")), \
+            answer.text
+        return str(status)
+
+    async def cli() -> str:
+        code, out, err = await cli_post(
+            stack, dev_server, "--customer", customer_id, "--amount", "15.00",
+            "--payment-id", payment_id, "--processor", "acme", "--received-at", RECEIVED)
+        assert code == 0, err
+        return str(json.loads(out)["status"])
+
+    # 4 webhook deliveries + 3 direct updates + 1 product update: under the 10 updates a
+    # workflow admits in flight, so every caller gets its answer without a retry. One
+    # direct update uses the per-payment id (the product's own id before issue 9): it must
+    # not be merged with any product delivery.
+    answers = await asyncio.gather(
+        *(webhook() for _ in range(4)), cli(), update_with_start(stack, customer_id, payment_id),
+        temporal_post(stack, customer_id, payment_id, "15.00"),
+        *(temporal_post(stack, customer_id, payment_id, "15.00", delivery=uuid.uuid4().hex)
+          for _ in range(2)),
     )
-    assert webhook.status_code in (200, 202), webhook.text
-    assert webhook.json()["status"] in ("accepted", "duplicate")
-    code, out, err = cli
-    assert code == 0, err
-    assert json.loads(out)["status"] in ("accepted", "duplicate")
-    assert update in ("accepted", "duplicate")
+    assert sorted(answers) == ["accepted"] + ["duplicate"] * (len(answers) - 1), answers
     assert await count(stack.settings.database_url,
                        "SELECT count(*) FROM payments WHERE customer_id = %s", customer_id) == 1
     rows = await stack.query_rows("SELECT remaining FROM invoices WHERE customer_id = %s",
@@ -126,6 +148,19 @@ async def test_same_payment_by_temporal_then_webhook_is_a_duplicate(stack, api) 
     again = await api.pay(payment_body(customer_id, payment_id=payment_id, amount="15.00",
                                        received_at=RECEIVED))
     assert (again.status_code, again.json().get("status")) == (200, "duplicate"), again.text
+
+
+async def test_workflow_answers_duplicate_and_conflict_for_an_applied_payment(stack) -> None:
+    """The update path itself (no pre-check in front of it) tells a payment seen before:
+    same body -> duplicate, other body -> conflict; nothing more is recorded."""
+    customer_id = await customer_owing(stack)
+    payment_id = unique("pay")
+    assert await update_with_start(stack, customer_id, payment_id) == "accepted"
+    again = [await temporal_post(stack, customer_id, payment_id, amount,
+                                 delivery=uuid.uuid4().hex) for amount in ("15.00", "16.00")]
+    assert again == ["duplicate", "conflict"]
+    assert await stack.query_rows("SELECT amount FROM payments WHERE customer_id = %s",
+                                  customer_id) == [(1500,)]
 
 
 async def test_100_concurrent_payments_of_one_customer(stack, smtp_sink) -> None:

@@ -165,3 +165,26 @@ async def test_smtp_config_from_settings_keeps_the_password_out_of_repr():
         "smtp.example.com", 587, "starttls", 12.5)
     assert config.password == "hunter2"
     assert "hunter2" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    "to_name",
+    ["Ana Souza", "João Conceição", "Cobrança, Ltda", 'O\'Brien "Junior" <x@evil.test>',
+     "María José Fernández de la Concepción y Rodríguez de Alcántara", "=?utf-8?q?x?=",
+     "a@b.example, c@d.example", ""],
+)
+def test_the_fast_envelope_matches_the_full_header_parser(to_name):
+    from email.message import EmailMessage
+
+    from activities.notifications.mailer import _envelope, _envelope_fast, _envelope_parsed
+
+    message = notification(to_name=to_name)
+    fast = _envelope_fast(message)
+    assert fast == _envelope_parsed(message) == ("no-reply@easycall.com", ["ana@example.net"])
+    assert _envelope(message) == fast
+    # A message not built by build_message (parsed header objects) takes the full parser.
+    other = EmailMessage()
+    other["From"] = "A <a@example.com>"
+    other["To"] = "B <b@example.com>, c@example.com"
+    assert _envelope_fast(other) is None
+    assert _envelope(other) == ("a@example.com", ["b@example.com", "c@example.com"])

@@ -34,6 +34,7 @@ from aiosmtpd.controller import Controller
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
+from devstack.temporal import healthy_client
 from domain.allocation import InvoiceEntry, PaymentEntry, build_ledger
 from tests.support.ports import free_port
 from tests.support.processes import BIN, SEARCH_ATTRIBUTES, stop, wait_for_port
@@ -208,9 +209,9 @@ async def count(database_url: str, query: str, *params: Any) -> int:
 
 
 async def quiet(database_url: str) -> bool:
-    """No notification waits for delivery (every one sent or failed)."""
-    return await count(database_url,
-                       "SELECT count(*) FROM notifications WHERE status = 'pending'") == 0
+    """No notification waits for delivery or is in flight (each sent, failed or unknown)."""
+    return await count(database_url, "SELECT count(*) FROM notifications"
+                       " WHERE status IN ('pending', 'sending')") == 0
 
 
 # ----------------------------------------------------------------------------- SMTP
@@ -310,11 +311,44 @@ class TemporalServer:
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(self.port)
+        # An open port is not a serving server: right after a restart a client connecting
+        # then is refused with "Frontend is not healthy yet" (make test-faults, issue 9).
+        wait_until_healthy(self.address, exited=self.process.poll)
 
     def stop(self) -> None:
         if self.process is not None:
             stop(self.process)
             self.process = None
+
+
+def wait_until_healthy(address: str, *, exited: Callable[[], int | None],
+                       timeout: float = 60.0) -> None:
+    """Block until the Temporal server at ``address`` passes its health check and knows
+    its namespace (devstack's own readiness probe), or fail after ``timeout``."""
+
+    async def probe() -> None:
+        deadline = time.monotonic() + timeout
+        while await healthy_client(address) is None:
+            if (code := exited()) is not None:
+                raise RuntimeError(f"the Temporal server at {address} exited with {code}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Temporal at {address} not healthy after {timeout}s")
+            await asyncio.sleep(0.2)
+
+    # Called from async tests too: probe on a loop of its own, in a thread of its own.
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(probe())
+        except BaseException as err:  # re-raised in the caller's thread
+            failure.append(err)
+
+    thread = threading.Thread(target=run, name="temporal-health", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 @contextmanager

@@ -19,10 +19,11 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications.mailer import SmtpConfig, SmtpMailer
+from db.pool import open_pool
 from db.rows import AuditInfo
 from operations.context import Context
 from settings import Settings, load_settings
-from worker import WorkerResources, build_worker, open_pool
+from worker import WorkerResources, build_worker
 
 T = TypeVar("T")
 ADMIN = AuditInfo(actor="test-finance", realm="admin", reason="test")

@@ -14,7 +14,6 @@ from domain.allocation import (
     Ledger,
     PaymentEntry,
     build_ledger,
-    reverse,
 )
 from domain.evaluation import CollectionStatus, evaluate
 
@@ -181,23 +180,6 @@ def test_input_order_of_invoices_does_not_matter(history: History, rnd: random.R
     assert build_ledger(shuffled, payments) == build_ledger(invoices, payments)
 
 
-@given(histories(), st.data())
-def test_reversal_is_as_if_the_payment_never_arrived(history: History, data: st.DataObject) -> None:
-    invoices, payments = history
-    extra = PaymentEntry(
-        "reversed", data.draw(instants()), data.draw(st.integers(min_value=1, max_value=80))
-    )
-    # Insert it anywhere in the recorded order: later events exist in most examples.
-    position = data.draw(st.integers(min_value=0, max_value=len(payments)))
-    with_extra = payments[:position] + [extra] + payments[position:]
-    without = build_ledger(invoices, payments)
-    assert reverse(invoices, with_extra, "reversed") == without
-    if payments:
-        key = data.draw(st.sampled_from([p.key for p in payments]))
-        expected = build_ledger(invoices, [p for p in with_extra if p.key != key])
-        assert reverse(invoices, with_extra, key) == expected
-
-
 THRESHOLDS = st.integers(min_value=0, max_value=100)
 
 
@@ -322,18 +304,13 @@ def test_instants_are_compared_across_offsets() -> None:
 
 def test_reversal_takes_back_credit_already_applied_to_a_later_invoice() -> None:
     invoices = [InvoiceEntry("MAY", at(0), 1000), InvoiceEntry("JUN", at(30), 1000)]
-    payments = [PaymentEntry("p1", at(10), 1500), PaymentEntry("p2", at(40), 300)]
-    ledger = reverse(invoices, payments, "p1")
+    # A reversal folds again without the payment (db/fold.py): here p1 is reversed.
+    ledger = build_ledger(invoices, [PaymentEntry("p2", at(40), 300)])
     assert ledger.allocations == (Allocation("p2", "MAY", 300),)
     assert ledger.invoice("JUN").amount_due == 2000
     assert ledger.invoice("JUN").remaining == 1700
     assert ledger.invoice("MAY").remaining == 700
     assert ledger.balance == 1700
-
-
-def test_reverse_unknown_payment() -> None:
-    with pytest.raises(ValueError, match="cannot reverse unknown payment 'nope'"):
-        reverse([], [PaymentEntry("p", at(0), 1)], "nope")
 
 
 def test_empty_ledger() -> None:

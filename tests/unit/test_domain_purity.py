@@ -95,7 +95,6 @@ def test_domain_values_cross_temporal_payloads() -> None:
             evaluation.ServiceDecision,
         ),
         (schedule.plan_steps(at, schedule.Policy()), tuple[schedule.Step, ...]),
-        (schedule.Policy().to_texts(), dict[str, str]),
     ]
     for value, type_hint in values:
         payloads = converter.to_payloads([value])

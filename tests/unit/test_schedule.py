@@ -17,6 +17,7 @@ from domain.schedule import (
     overdue_instant,
     parse_due,
     parse_duration,
+    parse_when,
     plan_steps,
     suspension_instant,
 )
@@ -148,6 +149,70 @@ def test_parse_due_refuses(text: str, message: str) -> None:
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+# --- WHEN: issue and payment times (SPEC 2.5) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "tz", "expected"),
+    [
+        # No DST in Sao Paulo since 2019: midnight is 03:00 UTC.
+        ("2026-05-01", "America/Sao_Paulo", datetime(2026, 5, 1, 3, tzinfo=UTC)),
+        # Spring forward at midnight: 2018-11-04 began at 01:00 (-02), 03:00 UTC.
+        ("2018-11-04", "America/Sao_Paulo", datetime(2018, 11, 4, 3, tzinfo=UTC)),
+        # Fall back at midnight: clocks went from 00:00 (-02) back to 23:00 of the 16th; the
+        # 16th lasted 25 hours and the 17th began at 00:00 (-03).
+        ("2019-02-17", "America/Sao_Paulo", datetime(2019, 2, 17, 3, tzinfo=UTC)),
+        # New York changes at 02:00: that day starts in EST, the next in EDT.
+        ("2026-03-08", "America/New_York", datetime(2026, 3, 8, 5, tzinfo=UTC)),
+        ("2026-03-09", "America/New_York", datetime(2026, 3, 9, 4, tzinfo=UTC)),
+        ("2026-05-01", "UTC", datetime(2026, 5, 1, tzinfo=UTC)),
+        # An instant with its offset is that instant, whatever the class's zone.
+        ("2026-05-01T07:30:00Z", "America/Sao_Paulo", datetime(2026, 5, 1, 7, 30, tzinfo=UTC)),
+        ("2026-05-01T09:30:00+02:00", "Asia/Tokyo", datetime(2026, 5, 1, 7, 30, tzinfo=UTC)),
+        (" 2026-05-01 09:30-03:00 ", "UTC", datetime(2026, 5, 1, 12, 30, tzinfo=UTC)),
+    ],
+)
+def test_parse_when(text: str, tz: str, expected: datetime) -> None:
+    parsed = parse_when(text, tz, "issue time")
+    assert parsed == expected and parsed.tzinfo is UTC
+
+
+def test_parse_when_a_date_is_the_start_of_that_local_day() -> None:
+    start = parse_when("2026-05-01", "America/Sao_Paulo")
+    local = start.astimezone(ZoneInfo("America/Sao_Paulo"))
+    assert (local.date(), local.hour, local.minute) == (date(2026, 5, 1), 0, 0)
+
+
+ACCEPTED = "use e.g. 2026-05-01, 2026-05-01T09:30:00+02:00 or 2026-05-01T07:30:00Z"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2026-05-01T09:30:00", "issue time '2026-05-01T09:30:00' has a time but no UTC offset"),
+        ("2026-05-01 09:30", "has a time but no UTC offset"),
+        ("2026-02-30", "is not a valid date or date and time"),
+        ("2026-05-01T25:00:00Z", "is not a valid date or date and time"),
+        ("01/05/2026", "is not a valid date or date and time"),
+        ("yesterday", "is not a valid date or date and time"),
+        ("", "is not a valid date or date and time"),
+    ],
+)
+def test_parse_when_refuses_with_the_accepted_forms(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_when(text, "America/Sao_Paulo", "issue time")
+    assert message in str(refused.value)
+    assert ACCEPTED in str(refused.value)
+    # Each accepted form shown really is accepted.
+    for example in ("2026-05-01", "2026-05-01T09:30:00+02:00", "2026-05-01T07:30:00Z"):
+        parse_when(example, "America/Sao_Paulo")
+
+
+def test_parse_when_refuses_an_unknown_zone() -> None:
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        parse_when("2026-05-01", "Mars/Olympus")
 
 
 @pytest.mark.parametrize(
@@ -406,18 +471,3 @@ def test_decide_steps_refuses_naive_instants() -> None:
         decide_steps(STEPS, datetime(2026, 7, 1), None)
     with pytest.raises(ValueError, match="timezone-aware"):
         decide_steps(STEPS, D, datetime(2026, 7, 1))
-
-
-def test_policy_written_form_round_trips() -> None:
-    policy = Policy.from_texts(reminders="7d, 3d", grace="P2D", warning="12h")
-    assert policy == Policy(
-        reminders=(timedelta(days=7), timedelta(days=3)),
-        grace=timedelta(days=2),
-        warning=timedelta(hours=12),
-    )
-    assert policy.to_texts() == {"reminders": "7d,3d", "grace": "2d", "warning": "12h"}
-    assert Policy.from_texts(**policy.to_texts()) == policy
-    assert Policy.from_texts() == Policy()
-    assert Policy.from_texts(reminders="").reminders == ()
-    with pytest.raises(ValueError, match="duration 'soon' is not understood"):
-        Policy.from_texts(reminders="7d,soon")

@@ -18,7 +18,6 @@ from domain.evaluation import (
     SuspensionCandidate,
     decide_service,
     evaluate,
-    is_past,
 )
 from domain.money import currency, format_amount, parse_amount
 from domain.schedule import (
@@ -51,7 +50,7 @@ def candidates(ledger: Ledger, now: datetime) -> list[SuspensionCandidate]:
         JUNE.number: JUNE_S,
     }
     return [
-        SuspensionCandidate(e.number, is_past(suspend_at[e.number], now), e.collection_status,
+        SuspensionCandidate(e.number, now >= suspend_at[e.number], e.collection_status,
                             e.remaining)
         for e in evaluate(ledger, THRESHOLD)
     ]

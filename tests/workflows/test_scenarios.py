@@ -20,6 +20,7 @@ from workflows.customer import CustomerWorkflow
 from workflows.invoice import InvoiceWorkflow
 from workflows.payloads import (
     CustomerWorkflowInput,
+    EvaluateServiceSignal,
     PostPaymentInput,
     customer_workflow_id,
     invoice_workflow_id,
@@ -224,6 +225,45 @@ async def test_customer_workflow_continues_as_new_and_stays_idempotent(stack: St
     assert count == [(12,)]
 
 
+async def test_issue_time_given_as_a_date_is_midnight_in_the_class_time_zone(
+    stack: Stack
+) -> None:
+    await stack.call(set_class, ClassChange(name="SaoPaulo", currency="BRL", threshold="10.00",
+                                            timezone="America/Sao_Paulo"), ADMIN)
+    await stack.call(add, NewCustomer(id="c-date", name="Bia", email="bia@example.com",
+                                      class_name="SaoPaulo"), ADMIN)
+    issued = await stack.call(issue_invoice, IssueRequest(
+        customer_id="c-date", number="D-1", charges="20.00", issued="2026-05-01",
+        due="2026-05-21"), ADMIN)
+    assert (issued["status"], issued["workflow"]) == ("created", "started")
+    assert issued["overdue_at"] == "2026-05-22T03:00:00+00:00"
+    rows = await stack.query_rows(
+        "SELECT issued_at FROM invoices WHERE customer_id = %s", "c-date")
+    assert rows == [(datetime(2026, 5, 1, 3, tzinfo=UTC),)]
+
+
+async def test_service_state_survives_continue_as_new(stack: Stack) -> None:
+    await customer(stack, "c-can-state")
+    # One evaluation makes the history long enough; no invoice, so nothing wakes it after.
+    handle = await stack.client.start_workflow(
+        CustomerWorkflow.run,
+        CustomerWorkflowInput(customer_id="c-can-state", max_history_events=10),
+        id=customer_workflow_id("c-can-state"), task_queue=stack.settings.task_queue,
+        start_signal="evaluate_service",
+        start_signal_args=[EvaluateServiceSignal(reason="test")])
+    first_run = handle.result_run_id
+
+    async def continued() -> bool:
+        return (await handle.describe()).run_id != first_run
+
+    await stack.wait_for(continued, what="continue-as-new")
+    state = await stack.client.get_workflow_handle_for(
+        CustomerWorkflow.run, customer_workflow_id("c-can-state")).query(CustomerWorkflow.state)
+    # The new run has not run a transaction yet: what it reports came from the last run
+    # (the whole CustomerState is handed over, the last operation included).
+    assert (state.last_operation, state.service_state) == ("evaluate_service: test", "active")
+
+
 async def test_reversal_reopens_a_paid_invoice_and_its_lifecycle_resumes(stack: Stack) -> None:
     await customer(stack, "c-reopen")
     await issue(stack, "c-reopen", "O-1", "50.00", NOW - timedelta(days=1), NOW + timedelta(days=10))
@@ -235,6 +275,13 @@ async def test_reversal_reopens_a_paid_invoice_and_its_lifecycle_resumes(stack: 
     reversed_ = await stack.call(reverse_payment, "card", "p-open", ADMIN)
     assert reversed_["status"] == "reversed"
     await until_state(stack, "c-reopen", "suspended")
+
+    async def suspension_mailed() -> bool:
+        # The mail follows the committed state change (SPEC 2.6: mail never delays it).
+        return any(kind == "service_suspended"
+                   for _, kind, _ in await stack.notifications("c-reopen"))
+
+    await stack.wait_for(suspension_mailed, what="the service_suspended mail")
     kinds = [kind for _, kind, _ in await stack.notifications("c-reopen")]
     assert kinds.count("invoice_issued") == 1  # the reopened run does not announce it again
     assert kinds.count("overdue") == 1 and kinds.count("service_suspended") == 1

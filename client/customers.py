@@ -1,0 +1,130 @@
+"""Every interaction with a customer's workflow (SPEC 3): one function each.
+
+The CustomerWorkflow is the customer's single writer, so everything reaches it by
+update-with-start or signal-with-start: it need not be running yet. Each call builds the
+one start operation (the id of ``domain.ids``, USE_EXISTING, the CustomerId search
+attribute) afresh and goes through ``registering``, so no call fails because the search
+attributes are not registered yet. Update ids come from ``domain.ids`` too.
+"""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+
+from client.connect import registering
+from domain.ids import (
+    assignment_update_id,
+    customer_workflow_id,
+    payment_update_id,
+    rerun_child_workflow_id,
+    reversal_update_id,
+)
+from workflows import search_attributes as sa
+from workflows.customer import CustomerWorkflow
+from workflows.payloads import (
+    AssignPaymentInput,
+    CustomerWorkflowInput,
+    EvaluateServiceSignal,
+    PostPaymentInput,
+    PostPaymentResult,
+    ReevaluateInput,
+    ReevaluateResult,
+    ReversePaymentInput,
+    ReversePaymentResult,
+)
+
+
+class UpdateRefused(Exception):
+    """The customer's workflow refused an update (its validator or handler failed); the
+    message is the workflow's own reason, fit for the caller."""
+
+
+def start_operation(customer_id: str, task_queue: str) -> WithStartWorkflowOperation:
+    """The customer's workflow, started unless it runs. Single use: build one per call."""
+    return WithStartWorkflowOperation(
+        CustomerWorkflow.run,
+        CustomerWorkflowInput(customer_id=customer_id),
+        id=customer_workflow_id(customer_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=sa.typed((sa.CUSTOMER_ID, customer_id)),
+    )
+
+
+def refusal_message(err: WorkflowUpdateFailedError) -> str:
+    """The reason the workflow gave (its ApplicationError), else the SDK's message."""
+    cause = err.cause
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.cause
+    return cause.message if cause is not None else str(err)
+
+
+async def post_payment(client: Client, task_queue: str, customer_id: str,
+                       payment: PostPaymentInput, *, delivery: str) -> PostPaymentResult:
+    """One delivery of a payment (``delivery``: its own id, so every delivery gets its own
+    answer; the ledger decides which is ``accepted``). Raises UpdateRefused."""
+    update_id = payment_update_id(payment.processor, payment.payment_id, delivery=delivery)
+    try:
+        return await registering(client, lambda: client.execute_update_with_start_workflow(
+            CustomerWorkflow.post_payment, payment,
+            start_workflow_operation=start_operation(customer_id, task_queue),
+            id=update_id,
+        ))
+    except WorkflowUpdateFailedError as err:
+        raise UpdateRefused(refusal_message(err)) from None
+
+
+async def reverse_payment(client: Client, task_queue: str, customer_id: str,
+                          reversal: ReversePaymentInput) -> ReversePaymentResult:
+    """Reverse a payment of the customer (one update per payment). Raises UpdateRefused."""
+    try:
+        return await registering(client, lambda: client.execute_update_with_start_workflow(
+            CustomerWorkflow.reverse_payment, reversal,
+            start_workflow_operation=start_operation(customer_id, task_queue),
+            id=reversal_update_id(reversal.processor, reversal.payment_id),
+        ))
+    except WorkflowUpdateFailedError as err:
+        raise UpdateRefused(refusal_message(err)) from None
+
+
+async def assign_payment(client: Client, task_queue: str, customer_id: str,
+                         assignment: AssignPaymentInput) -> PostPaymentResult:
+    """Apply an unmatched payment to the customer (one update per payment). Raises
+    UpdateRefused."""
+    try:
+        return await registering(client, lambda: client.execute_update_with_start_workflow(
+            CustomerWorkflow.assign_payment, assignment,
+            start_workflow_operation=start_operation(customer_id, task_queue),
+            id=assignment_update_id(assignment.processor, assignment.payment_id),
+        ))
+    except WorkflowUpdateFailedError as err:
+        raise UpdateRefused(refusal_message(err)) from None
+
+
+async def reevaluate(client: Client, task_queue: str, customer_id: str,
+                     request: ReevaluateInput, *, rerun_workflow_id: str) -> ReevaluateResult:
+    """Re-evaluate the customer for a re-run: one update per re-run and customer, so a
+    retried activity gets the first answer. A refused update is raised as the SDK's
+    WorkflowUpdateFailedError (the activity's retry policy decides)."""
+    return await registering(client, lambda: client.execute_update_with_start_workflow(
+        CustomerWorkflow.reevaluate, request,
+        start_workflow_operation=start_operation(customer_id, task_queue),
+        id=rerun_child_workflow_id(rerun_workflow_id, customer_id),
+    ))
+
+
+async def wake_for_service_evaluation(client: Client, task_queue: str, customer_id: str,
+                                      signal: EvaluateServiceSignal) -> None:
+    """Ask the customer's workflow to decide the service state again (signal-with-start:
+    works whether or not it is running)."""
+    await registering(client, lambda: client.start_workflow(
+        CustomerWorkflow.run,
+        CustomerWorkflowInput(customer_id=customer_id),
+        id=customer_workflow_id(customer_id),
+        task_queue=task_queue,
+        start_signal="evaluate_service",
+        start_signal_args=[signal],
+        search_attributes=sa.typed((sa.CUSTOMER_ID, customer_id)),
+    ))

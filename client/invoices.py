@@ -1,0 +1,110 @@
+"""Starting an invoice's workflow: its id, its planned steps, its search attributes.
+
+Used by the edge when an invoice is issued and by the customer's side when a reversal
+opens a paid invoice again, so both start it the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from client.connect import registering
+from db.rows import ClassRow, InvoiceRow
+from domain.ids import invoice_workflow_id
+from domain.money import currency, format_amount
+from domain.schedule import Policy, plan_steps
+from workflows import search_attributes as sa
+from workflows.invoice import InvoiceWorkflow
+from workflows.payloads import (
+    InvoiceFacts,
+    InvoiceReevaluatedSignal,
+    InvoiceWorkflowInput,
+    PlannedStep,
+)
+
+
+class InvoiceWorkflowNotStarted(Exception):
+    """The server refused the start (not "already started"): the invoice has no workflow."""
+
+    def __init__(self, number: str, cause: RPCError) -> None:
+        super().__init__(f"the workflow of invoice {number} could not be started "
+                         f"({cause.message or cause})")
+        self.number = number
+
+
+def class_policy(klass: ClassRow) -> Policy:
+    return Policy(
+        reminders=tuple(timedelta(seconds=s) for s in klass.reminders_seconds),
+        grace=timedelta(seconds=klass.grace_seconds),
+        warning=timedelta(seconds=klass.warning_seconds),
+    )
+
+
+def planned_steps(invoice: InvoiceRow, klass: ClassRow) -> list[PlannedStep]:
+    return [PlannedStep(kind=str(s.kind), key=s.key, at=s.at)
+            for s in plan_steps(invoice.overdue_at, class_policy(klass))]
+
+
+async def start_invoice_workflow(client: Client, task_queue: str, invoice: InvoiceRow,
+                                 klass: ClassRow, service_state: str,
+                                 steps: list[PlannedStep], *, reopen: bool = False) -> str:
+    """Start the invoice's workflow unless it exists; returns "started" or "already started".
+
+    ``reopen``: the invoice's workflow ended (paid) and a reversal opened the invoice again;
+    a new run of the same id takes over (mails already sent are not sent again: outbox).
+    """
+    workflow_id = invoice_workflow_id(invoice.customer_id, invoice.number)
+    facts = InvoiceFacts(number=invoice.number, remaining=invoice.remaining,
+                         collection_status=invoice.collection_status,
+                         payment_status=invoice.payment_status,
+                         paid=invoice.payment_status == "paid")
+    cur = currency(klass.currency)
+    try:
+        await registering(client, lambda: client.start_workflow(
+            InvoiceWorkflow.run,
+            InvoiceWorkflowInput(
+                customer_id=invoice.customer_id, invoice_number=invoice.number,
+                class_name=klass.name, currency=klass.currency, issued_at=invoice.issued_at,
+                overdue_at=invoice.overdue_at, suspend_at=invoice.suspend_at, steps=steps,
+                facts=facts,
+            ),
+            id=workflow_id,
+            task_queue=task_queue,
+            id_reuse_policy=(WorkflowIDReusePolicy.ALLOW_DUPLICATE if reopen
+                             else WorkflowIDReusePolicy.REJECT_DUPLICATE),
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=sa.typed((sa.CUSTOMER_ID, invoice.customer_id),
+                (sa.CUSTOMER_CLASS, klass.name),
+                (sa.INVOICE_NUMBER, invoice.number),
+                (sa.COLLECTION_STATUS, invoice.collection_status),
+                (sa.SERVICE_STATE, service_state),
+                (sa.DUE_DATE, invoice.overdue_at),
+            ),
+            static_summary=(f"Invoice {invoice.number} · {invoice.customer_id} · "
+                            f"{format_amount(invoice.amount_due, cur)} {klass.currency}"),
+            static_details=(
+                f"Collection of invoice **{invoice.number}** of customer "
+                f"**{invoice.customer_id}** (class {klass.name}).\n"
+                f"Amount due {format_amount(invoice.amount_due, cur)} {klass.currency}; "
+                f"overdue from {invoice.overdue_at.isoformat()}; "
+                f"suspension at {invoice.suspend_at.isoformat()}."
+            ),
+        ))
+    except WorkflowAlreadyStartedError:
+        return "already started"
+    except RPCError as err:
+        raise InvoiceWorkflowNotStarted(invoice.number, err) from err
+    return "started"
+
+
+async def tell_invoice(client: Client, customer_id: str, number: str,
+                       signal: InvoiceReevaluatedSignal) -> None:
+    """Give a running invoice workflow its new facts; raises RPCError when it is not running
+    (ended: paid), for the caller to decide whether it must start again."""
+    handle = client.get_workflow_handle(invoice_workflow_id(customer_id, number))
+    await handle.signal(InvoiceWorkflow.reevaluated, signal)

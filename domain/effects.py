@@ -1,0 +1,120 @@
+"""What a committed ledger change sets in motion, as data (SPEC 2.4, 2.6, 3).
+
+A ledger transaction answers with the invoices whose facts changed, the service
+transition it recorded (if any) and whether the payment gets a receipt: a ``Followup``.
+``effects_of`` turns that into the ordered list of effects; the customer's workflow
+carries out exactly that list and decides nothing else. The types here cross Temporal
+(workflows/payloads.py re-exports them), so they stay plain dataclasses of JSON values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from domain import ids
+
+SERVICE_MAIL = {"suspended": "service_suspended", "active": "service_resumed"}
+
+
+@dataclass
+class InvoiceFacts:
+    """An invoice as the database sees it now (the source of truth)."""
+
+    number: str
+    remaining: int
+    collection_status: str
+    payment_status: str
+    paid: bool
+    # Older histories also carry "cancelled": false (invoices are never cancelled); the JSON
+    # converter ignores the unknown key (tests/workflows/test_replay.py replays them).
+
+
+@dataclass
+class ServiceTransition:
+    """A suspension or resumption the transaction recorded (service_events row)."""
+
+    state: str
+    causes: list[str]
+    event_id: int
+
+
+@dataclass
+class Followup:
+    """The outcome of a committed ledger change whose effects are still to be carried out
+    (queued in the customer's state, so it survives continue-as-new)."""
+
+    changed: list[InvoiceFacts] = field(default_factory=list)
+    transition: ServiceTransition | None = None
+    receipt_key: str | None = None  # set when the payment gets a payment_received mail
+    payment_ref: str | None = None  # legacy "processor:payment_id" of earlier histories
+    service_state: str | None = None
+    # The payment of a payment_received mail, as two fields: either may contain ":".
+    processor: str | None = None
+    payment_id: str | None = None
+
+
+# --- the effects ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignalInvoice:
+    """Tell the invoice's workflow its new facts; an open invoice whose workflow has ended
+    (a reversal or a back-dated invoice opened it again) gets its lifecycle back."""
+
+    facts: InvoiceFacts
+    service_state: str | None
+    reopen_if_ended: bool
+
+
+@dataclass(frozen=True)
+class Provision:
+    """Tell provisioning the customer's service is now ``transition.state``."""
+
+    transition: ServiceTransition
+
+
+@dataclass(frozen=True)
+class SendMail:
+    """Send one notification; ``key`` makes it at most once (the outbox)."""
+
+    key: str
+    kind: str
+    invoice_number: str | None = None
+    service_event_id: int | None = None
+    processor: str | None = None
+    payment_id: str | None = None
+    payment_ref: str | None = None
+
+
+Effect = SignalInvoice | Provision | SendMail
+
+
+def needs_followup(followup: Followup) -> bool:
+    """An outcome with nothing to carry out is not queued at all."""
+    return bool(followup.changed or followup.transition or followup.receipt_key)
+
+
+def effects_of(customer_id: str, followup: Followup) -> tuple[Effect, ...]:
+    """Every effect of one outcome, in the order they must happen: the invoices hear of
+    their facts first, then the service change and its mail, then the payment receipt."""
+    effects: list[Effect] = [
+        SignalInvoice(facts=facts, service_state=followup.service_state,
+                      reopen_if_ended=not facts.paid)
+        for facts in followup.changed
+    ]
+    transition = followup.transition
+    if transition is not None:
+        effects.append(Provision(transition))
+        kind = SERVICE_MAIL[transition.state]
+        effects.append(SendMail(
+            key=ids.service_notification_key(customer_id, transition.event_id, kind),
+            kind=kind, service_event_id=transition.event_id,
+            invoice_number=transition.causes[0] if transition.causes else None,
+        ))
+    if followup.receipt_key:
+        effects.append(SendMail(
+            key=followup.receipt_key, kind="payment_received",
+            processor=followup.processor, payment_id=followup.payment_id,
+            payment_ref=followup.payment_ref,
+        ))
+    return tuple(effects)

@@ -1,0 +1,77 @@
+"""Every Temporal id and notification key, built with one quoting rule.
+
+Each part is percent-encoded (all but ``-_.~`` and alphanumerics), so ``:`` only ever
+separates parts: customer ``k`` with invoice ``x:1`` and customer ``k:x`` with invoice
+``1`` give different ids and keys. Plain ids (letters, digits, ``-``) are left as they
+are, so the ids of ordinary customers and invoices read naturally in the Temporal UI.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+
+def part(value: str) -> str:
+    return quote(value, safe="-_.~")
+
+
+def join(*parts: str) -> str:
+    """``parts[0]`` is a fixed prefix (never quoted); the rest are quoted."""
+    head, *rest = parts
+    return ":".join([head, *(part(p) for p in rest)])
+
+
+# --- workflow ids ----------------------------------------------------------------------
+
+
+def invoice_workflow_id(customer_id: str, number: str) -> str:
+    return join("invoice", customer_id, number)
+
+
+def customer_workflow_id(customer_id: str) -> str:
+    return join("customer", customer_id)
+
+
+def rerun_child_workflow_id(rerun_workflow_id: str, customer_id: str) -> str:
+    return join("rerun", rerun_workflow_id, customer_id)
+
+
+# --- update ids ------------------------------------------------------------------------
+
+
+def payment_update_id(processor: str, payment_id: str, delivery: str | None = None) -> str:
+    """One update per delivery: the ledger, not the update id, decides which delivery of
+    a payment is the first (``accepted``) and which are ``duplicate``."""
+    if delivery is None:
+        return join("payment", processor, payment_id)
+    return join("payment", processor, payment_id, delivery)
+
+
+def reversal_update_id(processor: str, payment_id: str) -> str:
+    return join("reversal", processor, payment_id)
+
+
+def assignment_update_id(processor: str, payment_id: str) -> str:
+    return join("assign", processor, payment_id)
+
+
+# --- notification keys (the outbox's at-most-once key, SPEC 2.6) ------------------------
+
+
+def invoice_notification_key(customer_id: str, number: str, step: str) -> str:
+    """``step`` is ``invoice_issued`` or a step key of the schedule (``due_reminder:3d``)."""
+    # The step key is ours (never user input) and may itself hold ":" separators.
+    return f"{join('invoice', customer_id, number)}:{step}"
+
+
+def payment_receipt_key(processor: str, payment_id: str) -> str:
+    return f"{join('payment', processor, payment_id)}:payment_received"
+
+
+def service_notification_key(customer_id: str, event_id: int, kind: str) -> str:
+    return f"{join('service', customer_id, str(event_id))}:{kind}"
+
+
+def resend_key(root_key: str, number: int) -> str:
+    # The root key is already built by the rules above.
+    return f"{root_key}:resend:{number}"

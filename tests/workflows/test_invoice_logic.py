@@ -1,0 +1,195 @@
+"""InvoiceWorkflow's timeline (SPEC 2.3, 2.5) with its activities replaced.
+
+The workflow runs on the real Temporal dev server with time skipping, but the ledger and
+mail activities are test doubles registered under the same names, so each case plays a
+whole invoice lifecycle in well under a second and without PostgreSQL or SMTP. The
+real-server tests (test_scenarios, test_worked_example) stay on top of these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from domain import ids
+from domain.schedule import Policy, plan_steps
+from workflows.invoice import InvoiceWorkflow
+from workflows.payloads import (
+    CHECK_INVOICE,
+    REACH_SUSPENSION,
+    SEND_NOTIFICATION,
+    CheckInvoiceInput,
+    InvoiceFacts,
+    InvoiceReevaluatedSignal,
+    InvoiceWorkflowInput,
+    PlannedStep,
+    ReachSuspensionInput,
+    ReachSuspensionResult,
+    SendNotificationInput,
+    SendNotificationResult,
+)
+
+POLICY = Policy(reminders=(timedelta(days=3),), grace=timedelta(days=2),
+                warning=timedelta(days=1))
+COLLECT = InvoiceFacts(number="INV-1", remaining=2000, collection_status="collect",
+                       payment_status="unpaid", paid=False)
+NOT_COLLECT = replace(COLLECT, remaining=500, collection_status="do_not_collect",
+                      payment_status="partially_paid")
+PAID = replace(COLLECT, remaining=0, collection_status="do_not_collect",
+               payment_status="paid", paid=True)
+
+
+@dataclass
+class FakeActivities:
+    """What the ledger says about the invoice, and what the workflow asked for."""
+
+    facts: InvoiceFacts
+    mails: list[SendNotificationInput] = field(default_factory=list)
+    suspension_reached: list[datetime] = field(default_factory=list)
+
+    @activity.defn(name=CHECK_INVOICE)
+    async def check_invoice(self, input: CheckInvoiceInput) -> InvoiceFacts:
+        return self.facts
+
+    @activity.defn(name=REACH_SUSPENSION)
+    async def reach_suspension(self, input: ReachSuspensionInput) -> ReachSuspensionResult:
+        self.suspension_reached.append(input.at)
+        return ReachSuspensionResult(recorded=True)
+
+    @activity.defn(name=SEND_NOTIFICATION)
+    async def send_notification(self, input: SendNotificationInput) -> SendNotificationResult:
+        self.mails.append(input)
+        return SendNotificationResult(key=input.key, status="sent")
+
+    def kinds(self) -> list[str]:
+        return [m.kind for m in self.mails]
+
+
+def workflow_input(customer_id: str, overdue_at: datetime, facts: InvoiceFacts
+                   ) -> InvoiceWorkflowInput:
+    steps = plan_steps(overdue_at, POLICY)
+    return InvoiceWorkflowInput(
+        customer_id=customer_id, invoice_number=facts.number, class_name="Residential",
+        currency="USD", issued_at=overdue_at - timedelta(days=10), overdue_at=overdue_at,
+        suspend_at=overdue_at + POLICY.grace,
+        steps=[PlannedStep(kind=str(s.kind), key=s.key, at=s.at) for s in steps],
+        facts=facts,
+    )
+
+
+async def start(client: Client, task_queue: str, input: InvoiceWorkflowInput
+                ) -> WorkflowHandle:
+    return await client.start_workflow(
+        InvoiceWorkflow.run, input, task_queue=task_queue,
+        id=ids.invoice_workflow_id(input.customer_id, input.invoice_number)
+        + f":{uuid.uuid4().hex[:6]}",
+    )
+
+
+async def until_idle(handle: WorkflowHandle) -> None:
+    """Wait until every step has been decided (time skipping gets there at once)."""
+    for _ in range(400):
+        status = await handle.query(InvoiceWorkflow.status)
+        if len(status.steps) == len(POLICY.reminders) + 3 and status.next_step is None:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"workflow did not get there: {status}")
+
+
+def fresh_queue() -> str:
+    return f"logic-{uuid.uuid4().hex[:12]}"
+
+
+async def run_timeline(client: Client, fake: FakeActivities, overdue_at: datetime,
+                       facts: InvoiceFacts, *, pay_at_end: bool = True) -> tuple[dict, str]:
+    queue = fresh_queue()
+    customer_id = f"c-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[InvoiceWorkflow],
+                      activities=[fake.check_invoice, fake.reach_suspension,
+                                  fake.send_notification]):
+        handle = await start(client, queue, workflow_input(customer_id, overdue_at, facts))
+        await until_idle(handle)
+        status = await handle.query(InvoiceWorkflow.status)
+        if pay_at_end:
+            fake.facts = PAID
+            await handle.signal(InvoiceWorkflow.reevaluated, InvoiceReevaluatedSignal(PAID))
+            result = await handle.result()
+            assert result.outcome == "paid"
+        else:
+            await handle.terminate()
+    return status.steps, customer_id
+
+
+async def test_collect_invoice_gets_every_step_at_its_time(temporal_env) -> None:
+    d = datetime.now(UTC).replace(microsecond=0) + timedelta(days=5)
+    fake = FakeActivities(COLLECT)
+    steps, customer_id = await run_timeline(temporal_env.client, fake, d, COLLECT)
+
+    assert fake.kinds() == ["invoice_issued", "due_reminder", "overdue",
+                            "suspension_warning"]
+    assert steps == {"due_reminder:3d": "sent", "overdue": "sent",
+                     "suspension_warning": "sent", "suspension": "reached"}
+    expected = {"due_reminder": d - timedelta(days=3), "overdue": d,
+                "suspension_warning": d + timedelta(days=1)}
+    for mail in fake.mails[1:]:
+        assert mail.at is not None
+        assert abs(mail.at - expected[mail.kind]) < timedelta(minutes=1), mail
+    assert len(fake.suspension_reached) == 1
+    assert abs(fake.suspension_reached[0] - (d + POLICY.grace)) < timedelta(minutes=1)
+    # Keys are built by the one rule (SPEC 2.6: at most once per key).
+    assert [m.key for m in fake.mails] == [
+        ids.invoice_notification_key(customer_id, "INV-1", step)
+        for step in ("invoice_issued", "due_reminder:3d", "overdue", "suspension_warning")
+    ]
+
+
+async def test_do_not_collect_invoice_gets_no_balance_mail(temporal_env) -> None:
+    d = datetime.now(UTC).replace(microsecond=0) + timedelta(days=5)
+    fake = FakeActivities(NOT_COLLECT)
+    steps, _ = await run_timeline(temporal_env.client, fake, d, NOT_COLLECT)
+
+    assert fake.kinds() == ["invoice_issued"]
+    assert steps["due_reminder:3d"] == "skipped: do_not_collect"
+    assert steps["overdue"] == "skipped: do_not_collect"
+    assert steps["suspension_warning"] == "skipped: do_not_collect"
+    # The suspension time is recorded whatever the status: a later reversal that makes the
+    # invoice `collect` must suspend at once (SPEC 2.4); the customer decides.
+    assert steps["suspension"] == "reached"
+    assert len(fake.suspension_reached) == 1
+
+
+async def test_invoice_entered_after_its_suspension_time(temporal_env) -> None:
+    """SPEC 2.5: passed reminders and warnings are skipped; overdue and suspension run."""
+    d = datetime.now(UTC).replace(microsecond=0) - timedelta(days=4)
+    fake = FakeActivities(COLLECT)
+    steps, _ = await run_timeline(temporal_env.client, fake, d, COLLECT)
+
+    assert fake.kinds() == ["invoice_issued", "overdue"]
+    assert steps["due_reminder:3d"] == "skipped: its time had passed"
+    assert steps["suspension_warning"] == "skipped: its time had passed"
+    assert steps["overdue"] == "sent"
+    assert steps["suspension"] == "reached"
+    assert len(fake.suspension_reached) == 1
+
+
+async def test_paid_before_the_due_date_ends_without_balance_mail(temporal_env) -> None:
+    d = datetime.now(UTC).replace(microsecond=0) + timedelta(days=5)
+    fake = FakeActivities(COLLECT)
+    queue = fresh_queue()
+    async with Worker(temporal_env.client, task_queue=queue, workflows=[InvoiceWorkflow],
+                      activities=[fake.check_invoice, fake.reach_suspension,
+                                  fake.send_notification]):
+        handle = await start(temporal_env.client, queue, workflow_input("c-early", d, COLLECT))
+        fake.facts = PAID
+        await handle.signal(InvoiceWorkflow.reevaluated, InvoiceReevaluatedSignal(PAID))
+        result = await handle.result()
+
+    assert result.outcome == "paid"
+    assert fake.kinds() == ["invoice_issued"]
+    assert fake.suspension_reached == []
