@@ -27,7 +27,8 @@ def build_activities(*, pool: AsyncConnectionPool, mailer: Mailer, client: Clien
     return [
         ledger.apply_payment, ledger.reverse_payment, ledger.assign_unmatched,
         ledger.reevaluate_customer, ledger.evaluate_service, ledger.check_invoice,
-        ledger.reach_suspension, ledger.reopen_invoice,
-        mail.send_notification, provisioning.apply_service_state,
+        ledger.reach_suspension, ledger.reopen_invoice, ledger.issue_invoice,
+        ledger.start_invoice,
+        mail.send_notification, mail.expire_notification, provisioning.apply_service_state,
         reruns.list_customers_page, reruns.reevaluate_via_customer_workflow,
     ]

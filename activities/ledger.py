@@ -31,7 +31,7 @@ from db.fold import ServiceTransition as DbTransition
 from db.invoice_rows import get_invoice, list_invoices
 from db.invoices import mark_suspension_reached
 from db.payments import get_payment
-from db.rows import AuditInfo, ClassRow, CustomerRow
+from db.rows import AuditInfo, ClassRow, CustomerRow, InvoiceRow
 from db.unmatched import AssignUnmatched
 from db.unmatched import assign_unmatched as assign
 from domain.money import MoneyError, currency, parse_amount
@@ -41,15 +41,18 @@ from workflows.payloads import (
     ASSIGN_UNMATCHED,
     CHECK_INVOICE,
     EVALUATE_SERVICE,
+    ISSUE_INVOICE,
     REACH_SUSPENSION,
     REEVALUATE_CUSTOMER,
     REOPEN_INVOICE,
     REVERSE_PAYMENT,
+    START_INVOICE_WORKFLOW,
     Actor,
     CheckInvoiceInput,
     EvaluateServiceSignal,
     InvoiceChange,
     InvoiceFacts,
+    IssuedInvoice,
     LedgerActivityInput,
     LedgerActivityResult,
     ReachSuspensionInput,
@@ -57,6 +60,8 @@ from workflows.payloads import (
     ReopenInvoiceInput,
     ReopenInvoiceResult,
     ServiceTransition,
+    StartInvoiceWorkflowInput,
+    StartInvoiceWorkflowResult,
 )
 
 
@@ -91,6 +96,16 @@ def _facts(change: DbInvoiceChange) -> InvoiceFacts:
                         payment_status=change.payment_status, paid=change.paid)
 
 
+def _issued(invoice: InvoiceRow) -> IssuedInvoice:
+    return IssuedInvoice(
+        customer_id=invoice.customer_id, number=invoice.number,
+        new_charges=invoice.new_charges, previous_balance=invoice.previous_balance,
+        amount_due=invoice.amount_due, remaining=invoice.remaining,
+        collection_status=invoice.collection_status, payment_status=invoice.payment_status,
+        issued_at=invoice.issued_at, overdue_at=invoice.overdue_at,
+        suspend_at=invoice.suspend_at)
+
+
 def _transition(service: DbTransition | None) -> ServiceTransition | None:
     if service is None or service.event_id is None:
         return None
@@ -105,6 +120,56 @@ class LedgerActivities:
         self.pool = pool
         self.client = client
         self.task_queue = task_queue
+
+    @activity.defn(name=ISSUE_INVOICE)
+    async def issue_invoice(self, input: LedgerActivityInput) -> LedgerActivityResult:
+        """Record the invoice (``created``, ``exists`` or ``conflict``, each an answer);
+        ``changed``: the other invoices a back-dated one re-evaluated. No service decision
+        (the workflow runs evaluate_service after it when invoices changed)."""
+        issue = input.issue
+        if issue is None:
+            raise _invalid("issue_invoice needs an invoice")
+        async with self.pool.connection() as conn:
+            _, klass = await self._customer(conn, input.customer_id)
+            try:
+                with _refused_by_database():
+                    result = await ledger.issue_invoice(conn, ledger.IssueInvoice(
+                        customer_id=input.customer_id, number=issue.number,
+                        new_charges=issue.new_charges, issued_at=issue.issued_at,
+                        due_text=issue.due_text, overdue_at=issue.overdue_at,
+                        suspend_at=issue.suspend_at, token=_token(),
+                        audit=_audit(issue.actor or input.actor),
+                    ))
+            except InvalidValue as err:
+                raise _invalid(str(err)) from None
+        return LedgerActivityResult(
+            status=result.status, changed=[_facts(c) for c in result.changes],
+            transition=None, service_state=result.service_state,
+            service_before=result.service_state, balance=result.balance,
+            class_name=klass.name, invoice=_issued(result.invoice),
+            conflict_fields=list(result.conflict_fields),
+        )
+
+    @activity.defn(name=START_INVOICE_WORKFLOW)
+    async def start_invoice(self, input: StartInvoiceWorkflowInput
+                            ) -> StartInvoiceWorkflowResult:
+        """Start the workflow of a recorded invoice unless it exists (idempotent); retried
+        by the caller's policy until it succeeds, so no invoice stays without one."""
+        async with self.pool.connection() as conn:
+            customer, klass = await self._customer(conn, input.customer_id)
+            invoice = await get_invoice(conn, input.customer_id, input.invoice_number)
+        if invoice is None:
+            raise ApplicationError(
+                f"invoice {input.invoice_number} of {input.customer_id} not found",
+                type=policies.NOT_FOUND, non_retryable=True)
+        try:
+            started = await start_invoice_workflow(
+                self.client, self.task_queue, invoice, klass, customer.service_state,
+                planned_steps(invoice, klass))
+        except (InvoiceWorkflowNotStarted, RuntimeError):  # refused, or no server
+            metrics.WORKFLOW_START_FAILURES.inc()
+            raise  # retried by the workflow's policy until the invoice has its workflow
+        return StartInvoiceWorkflowResult(workflow=started)
 
     @activity.defn(name=APPLY_PAYMENT)
     async def apply_payment(self, input: LedgerActivityInput) -> LedgerActivityResult:

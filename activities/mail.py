@@ -30,7 +30,14 @@ from db.invoice_rows import get_invoice
 from db.payments import get_payment
 from db.rows import ClassRow, CustomerRow
 from workflows import policies
-from workflows.payloads import SEND_NOTIFICATION, SendNotificationInput, SendNotificationResult
+from workflows.payloads import (
+    EXPIRE_NOTIFICATION,
+    SEND_NOTIFICATION,
+    ExpireNotificationInput,
+    ExpireNotificationResult,
+    SendNotificationInput,
+    SendNotificationResult,
+)
 
 
 class MailActivities:
@@ -80,6 +87,19 @@ class MailActivities:
             metrics.NOTIFICATIONS.labels(input.kind, result.status).inc()
         return SendNotificationResult(key=input.key, status=result.status,
                                       message_id=result.message_id, error=result.error)
+
+    @activity.defn(name=EXPIRE_NOTIFICATION)
+    async def expire_notification(self, input: ExpireNotificationInput
+                                  ) -> ExpireNotificationResult:
+        """The workflow's fallback when the send activity timed out (its retry window ended
+        with no attempt left to mark the mail): ``pending`` -> ``failed`` keeping its last
+        error, ``sending`` -> ``unknown``; settled rows are left as they are."""
+        async with self.pool.connection() as conn:
+            before = await outbox.get(conn, input.key)
+            status = await outbox.expire(conn, input.key, input.reason)
+        if before is not None and before.status != status and status in ("failed", "unknown"):
+            metrics.NOTIFICATIONS.labels(input.kind, status).inc()
+        return ExpireNotificationResult(key=input.key, status=status)
 
     async def _draft(self, conn: AsyncConnection,
                      input: SendNotificationInput) -> outbox.NotificationDraft:

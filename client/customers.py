@@ -17,6 +17,7 @@ from client.connect import registering
 from domain.ids import (
     assignment_update_id,
     customer_workflow_id,
+    invoice_update_id,
     payment_update_id,
     rerun_child_workflow_id,
     reversal_update_id,
@@ -27,6 +28,8 @@ from workflows.payloads import (
     AssignPaymentInput,
     CustomerWorkflowInput,
     EvaluateServiceSignal,
+    IssueInvoiceInput,
+    IssueInvoiceResult,
     PostPaymentInput,
     PostPaymentResult,
     ReevaluateInput,
@@ -59,6 +62,22 @@ def refusal_message(err: WorkflowUpdateFailedError) -> str:
     while cause is not None and not isinstance(cause, ApplicationError):
         cause = cause.cause
     return cause.message if cause is not None else str(err)
+
+
+async def issue_invoice(client: Client, task_queue: str, customer_id: str,
+                        invoice: IssueInvoiceInput, *, delivery: str) -> IssueInvoiceResult:
+    """Record an invoice and start its workflow; the answer comes once both are done
+    (``conflict`` is an answer too). ``delivery``: this call's own id, so a second call
+    gets the ledger's ``exists`` or ``conflict``. Raises UpdateRefused."""
+    update_id = invoice_update_id(customer_id, invoice.number, delivery=delivery)
+    try:
+        return await registering(client, lambda: client.execute_update_with_start_workflow(
+            CustomerWorkflow.issue_invoice, invoice,
+            start_workflow_operation=start_operation(customer_id, task_queue),
+            id=update_id,
+        ))
+    except WorkflowUpdateFailedError as err:
+        raise UpdateRefused(refusal_message(err)) from None
 
 
 async def post_payment(client: Client, task_queue: str, customer_id: str,

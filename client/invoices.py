@@ -1,7 +1,8 @@
 """Starting an invoice's workflow: its id, its planned steps, its search attributes.
 
-Used by the edge when an invoice is issued and by the customer's side when a reversal
-opens a paid invoice again, so both start it the same way.
+Used by the customer's workflow (through its ledger activities) when an invoice is issued
+and when a reversal or a back-dated invoice opens a paid one again, so both start it the
+same way.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from workflows import search_attributes as sa
 from workflows.invoice import InvoiceWorkflow
 from workflows.payloads import (
     InvoiceFacts,
-    InvoiceReevaluatedSignal,
     InvoiceWorkflowInput,
     PlannedStep,
 )
@@ -100,11 +100,3 @@ async def start_invoice_workflow(client: Client, task_queue: str, invoice: Invoi
     except RPCError as err:
         raise InvoiceWorkflowNotStarted(invoice.number, err) from err
     return "started"
-
-
-async def tell_invoice(client: Client, customer_id: str, number: str,
-                       signal: InvoiceReevaluatedSignal) -> None:
-    """Give a running invoice workflow its new facts; raises RPCError when it is not running
-    (ended: paid), for the caller to decide whether it must start again."""
-    handle = client.get_workflow_handle(invoice_workflow_id(customer_id, number))
-    await handle.signal(InvoiceWorkflow.reevaluated, signal)

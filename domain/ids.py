@@ -51,6 +51,15 @@ def reversal_update_id(processor: str, payment_id: str) -> str:
     return join("reversal", processor, payment_id)
 
 
+def invoice_update_id(customer_id: str, number: str, delivery: str | None = None) -> str:
+    """Issuing an invoice. Like payments, one update per delivery (``delivery``): the
+    ledger answers a second identical issue ``exists`` and one with other data
+    ``conflict``, where one id per invoice would hand both the first call's answer."""
+    if delivery is None:
+        return join("issue", customer_id, number)
+    return join("issue", customer_id, number, delivery)
+
+
 def assignment_update_id(processor: str, payment_id: str) -> str:
     return join("assign", processor, payment_id)
 

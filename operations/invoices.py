@@ -1,33 +1,33 @@
-"""Issuing an invoice: validate at the edge, record it in one transaction, start its workflow.
+"""Issuing an invoice: validate at the edge, then the customer's workflow records it.
 
-The database row comes first (the source of truth); the workflow id is derived from
-customer and invoice number, so issuing the same invoice again starts nothing new. If the
-workflow could not be started, the same command again starts it.
+The CustomerWorkflow is the only writer of the customer's ledger (SPEC 3): an update-with-
+start asks it to record the invoice and start the invoice's workflow, and answers once
+both are done. If Temporal cannot be reached, the command fails and nothing is recorded;
+the same command again issues it (an invoice already recorded is answered ``exists``, and
+its workflow is started if it has none).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from uuid import uuid4
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.metrics import WORKFLOW_START_FAILURES
-from client.invoices import (
-    InvoiceWorkflowNotStarted,
-    class_policy,
-    planned_steps,
-    start_invoice_workflow,
-)
-from db import ledger
+from client import customers
+from client.customers import UpdateRefused
+from client.invoices import class_policy
 from db.customers import get_customer_with_class
-from db.rows import AuditInfo, ClassRow, InvoiceRow
+from db.rows import AuditInfo
 from domain.ids import invoice_workflow_id
 from domain.money import currency, format_amount, parse_amount
 from domain.schedule import overdue_instant, parse_due, parse_when, suspension_instant
 from operations.context import Context
 from operations.errors import Conflict, NotFound, OperationError
-from operations.signals import notify_invoices
+from workflows.payloads import Actor, IssuedInvoice, IssueInvoiceInput
 
 
 @dataclass(frozen=True)
@@ -60,48 +60,48 @@ async def issue_invoice(ctx: Context, request: IssueRequest, audit: AuditInfo | 
     policy = class_policy(klass)
     suspend_at = suspension_instant(overdue_at, policy)
 
-    result = await ledger.issue_invoice(ctx.conn, ledger.IssueInvoice(
-        customer_id=customer.id, number=request.number, new_charges=new_charges,
-        issued_at=issued_at, due_text=request.due.strip(), overdue_at=overdue_at,
-        suspend_at=suspend_at, audit=audit,
-    ))
+    invoice = IssueInvoiceInput(
+        number=request.number, new_charges=new_charges, issued_at=issued_at,
+        due_text=request.due.strip(), overdue_at=overdue_at, suspend_at=suspend_at,
+        actor=_actor(audit, customer.id))
+    try:
+        client = client or await ctx.client()
+        result = await customers.issue_invoice(client, ctx.settings.task_queue, customer.id,
+                                               invoice, delivery=uuid4().hex)
+    except UpdateRefused as err:
+        raise OperationError(str(err)) from None
+    except RPCError as err:
+        WORKFLOW_START_FAILURES.inc()
+        what = ("Temporal is not reachable" if err.status == RPCStatusCode.UNAVAILABLE
+                else f"the workflow of customer {customer.id} could not be started")
+        raise OperationError(f"invoice {request.number} is not recorded: {what} "
+                             f"({err.message or err}); run the same command again") from None
+    except RuntimeError as err:  # no connection (the context's client, or a lazy one)
+        WORKFLOW_START_FAILURES.inc()
+        raise OperationError(f"invoice {request.number} is not recorded: Temporal is not "
+                             f"reachable ({err}); run the same command again") from None
     if result.status == "conflict":
         raise Conflict(f"invoice {request.number} of {customer.id} already exists with other "
                        f"{', '.join(result.conflict_fields)}; nothing changed")
-    invoice = result.invoice
-    try:
-        client = client or await ctx.client()
-    except RuntimeError as err:
-        WORKFLOW_START_FAILURES.inc()
-        raise OperationError(
-            f"invoice {invoice.number} is recorded, but Temporal is not reachable ({err}); "
-            "run the same command again to start its workflow") from None
-    try:
-        started = await start_invoice_workflow(
-            client, ctx.settings.task_queue, invoice, klass, result.service_state,
-            planned_steps(invoice, klass),
-        )
-    except InvoiceWorkflowNotStarted as err:
-        WORKFLOW_START_FAILURES.inc()
-        raise OperationError(
-            f"invoice {invoice.number} is recorded, but {err}; run the same command again "
-            "to start it") from None
-    if result.changes:
-        # A back-dated invoice moves money between invoices: tell their workflows at once.
-        await notify_invoices(ctx, client, klass, customer.id, result.changes,
-                              result.service_state,
-                              reason=f"back-dated invoice {invoice.number} issued")
-    return invoice_document(invoice, klass, result.status, started)
+    return invoice_document(result.invoice, klass.currency, result.status,
+                            result.workflow or "")
 
 
-def invoice_document(invoice: InvoiceRow, klass: ClassRow, status: str,
+def _actor(audit: AuditInfo | None, on_behalf_of: str) -> Actor | None:
+    if audit is None:
+        return None
+    return Actor(name=audit.actor, realm=audit.realm, reason=audit.reason,
+                 request_id=audit.request_id, on_behalf_of=on_behalf_of)
+
+
+def invoice_document(invoice: IssuedInvoice, currency_code: str, status: str,
                      workflow: str) -> dict[str, Any]:
-    cur = currency(klass.currency)
+    cur = currency(currency_code)
     return {
         "status": status,
         "customer_id": invoice.customer_id,
         "number": invoice.number,
-        "currency": klass.currency,
+        "currency": currency_code,
         "new_charges": format_amount(invoice.new_charges, cur),
         "previous_balance": format_amount(invoice.previous_balance, cur),
         "amount_due": format_amount(invoice.amount_due, cur),

@@ -1,10 +1,11 @@
 """CustomerWorkflow: the single writer of one customer's ledger (SPEC 2.2-2.4, 3).
 
-Payments, reversals and re-evaluations arrive by update (callers get an answer once the
-database transaction committed) or by signal (fire-and-forget); a lock runs them one at a
-time. The transaction itself decides suspension and resumption, so the service state is
-right the moment it commits; the effects (re-evaluation signals to the invoice workflows,
-provisioning, mails) follow in order from the main loop without delaying the caller.
+Invoices, payments, reversals and re-evaluations arrive by update (callers get an answer
+once the database transaction committed) or by signal (fire-and-forget); a lock runs them
+one at a time. The transaction itself decides suspension and resumption, so the service
+state is right the moment it commits; the effects (re-evaluation signals to the invoice
+workflows, provisioning, mails) follow in order from the main loop without delaying the
+caller. Issuing an invoice also starts the invoice's workflow before answering.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ with workflow.unsafe.imports_passed_through():
         APPLY_SERVICE_STATE,
         ASSIGN_UNMATCHED,
         EVALUATE_SERVICE,
+        ISSUE_INVOICE,
         REEVALUATE_CUSTOMER,
         REOPEN_INVOICE,
         REVERSE_PAYMENT,
+        START_INVOICE_WORKFLOW,
         ApplyServiceStateInput,
         ApplyServiceStateResult,
         AssignPaymentInput,
@@ -46,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
         EvaluateServiceSignal,
         Followup,
         InvoiceReevaluatedSignal,
+        IssueInvoiceInput,
+        IssueInvoiceResult,
         LedgerActivityInput,
         LedgerActivityResult,
         PostPaymentInput,
@@ -57,6 +62,8 @@ with workflow.unsafe.imports_passed_through():
         ReversePaymentInput,
         ReversePaymentResult,
         SendNotificationInput,
+        StartInvoiceWorkflowInput,
+        StartInvoiceWorkflowResult,
         invoice_workflow_id,
     )
 
@@ -73,6 +80,45 @@ class CustomerWorkflow:
         self.sending: list[tuple[asyncio.Task[None], SendNotificationInput]] = []
 
     # --- updates: the caller waits for the committed transaction -----------------------
+
+    @workflow.update
+    async def issue_invoice(self, input: IssueInvoiceInput) -> IssueInvoiceResult:
+        """Record the invoice, then start its workflow before answering (so no invoice is
+        left without one). A back-dated invoice that moved money between invoices has the
+        service decided again at once, in the same turn of the lock, and its changes
+        followed up like any other (the invoices hear of it; a paid one open again gets
+        its lifecycle back)."""
+        async with self.lock:
+            result = await self._ledger(ISSUE_INVOICE, LedgerActivityInput(
+                self.entity.customer_id, now=workflow.now(),
+                reason=f"invoice {input.number} issued", issue=input, actor=input.actor))
+            service = None
+            if result.changed:
+                service = await self._ledger(EVALUATE_SERVICE, LedgerActivityInput(
+                    self.entity.customer_id, now=workflow.now(),
+                    reason=f"back-dated invoice {input.number} issued"))
+        invoice = result.invoice
+        if invoice is None:
+            raise ApplicationError(f"invoice {input.number}: the ledger gave no invoice",
+                                   non_retryable=True)
+        if service is not None:
+            followup = Followup(changed=result.changed, transition=service.transition,
+                                service_state=service.service_state)
+            if needs_followup(followup):
+                self.entity.followups.append(followup)
+        started = None
+        if result.status != "conflict":
+            started = (await self._start_invoice_workflow(input.number)).workflow
+        return IssueInvoiceResult(
+            status=result.status, conflict_fields=result.conflict_fields, invoice=invoice,
+            service_state=(service or result).service_state, workflow=started)
+
+    @issue_invoice.validator
+    def _validate_invoice(self, input: IssueInvoiceInput) -> None:
+        if not input.number.strip():
+            raise ValueError("invoice number must not be empty")
+        if input.new_charges < 0:
+            raise ValueError("new charges must not be negative")
 
     @workflow.update
     async def post_payment(self, input: PostPaymentInput) -> PostPaymentResult:
@@ -227,6 +273,22 @@ class CustomerWorkflow:
             raise
         self._publish(result)
         return result
+
+    async def _start_invoice_workflow(self, number: str) -> StartInvoiceWorkflowResult:
+        try:
+            return await workflow.execute_activity(
+                START_INVOICE_WORKFLOW,
+                StartInvoiceWorkflowInput(self.entity.customer_id, number),
+                result_type=StartInvoiceWorkflowResult,
+                start_to_close_timeout=policies.LEDGER_TIMEOUT,
+                retry_policy=policies.LEDGER_RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                raise ApplicationError(cause.message, type=cause.type,
+                                       non_retryable=True) from None
+            raise
 
     def _follow(self, result: LedgerActivityResult, *, receipt_key: str | None = None,
                 processor: str | None = None, payment_id: str | None = None) -> None:

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, RetryState
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import policies
-    from workflows.payloads import SEND_NOTIFICATION, SendNotificationInput, SendNotificationResult
+    from workflows.payloads import (
+        EXPIRE_NOTIFICATION,
+        SEND_NOTIFICATION,
+        ExpireNotificationInput,
+        ExpireNotificationResult,
+        SendNotificationInput,
+        SendNotificationResult,
+    )
+
+# Versioning marker of the retry-window fallback: histories recorded before it replay
+# without the extra activity.
+EXPIRE_PATCH = "expire-notifications"
 
 
 async def deliver(notification: SendNotificationInput) -> None:
-    """Send one mail; a mail that fails for good is recorded by the activity, never fatal."""
+    """Send one mail; a mail that fails for good is recorded by the activity, never fatal.
+
+    When the retry window itself ends the activity (its schedule-to-close timeout fired,
+    e.g. the worker was down at the end, or the server would not start another attempt
+    inside it), no attempt is left to mark the mail: a short activity then settles it
+    (SPEC 2.6: ``pending`` -> ``failed`` with its last error, ``sending`` -> ``unknown``).
+    """
     try:
         await workflow.execute_activity(
             SEND_NOTIFICATION,
@@ -25,3 +43,31 @@ async def deliver(notification: SendNotificationInput) -> None:
         # Suspension and resumption never wait for mail (SPEC 2.6): log and go on.
         # No %-arguments: the SDK appends workflow info (ids may hold "%") to the message.
         workflow.logger.warning(f"notification {notification.key} not delivered: {err}")
+        if _window_ended(err) and workflow.patched(EXPIRE_PATCH):
+            await _expire(notification, err)
+
+
+def _window_ended(err: ActivityError) -> bool:
+    return isinstance(err.cause, ActivityTimeoutError) or err.retry_state == RetryState.TIMEOUT
+
+
+async def _expire(notification: SendNotificationInput, err: ActivityError) -> None:
+    last = err.cause
+    if isinstance(last, ActivityTimeoutError) and last.cause is not None:
+        last = last.cause  # the last attempt's own failure, when it had one
+    reason = f"retry window ({policies.MAIL_SCHEDULE_TO_CLOSE}) ended undelivered"
+    if last is not None and last.message:
+        reason = f"{reason}: {last.message}"
+    try:
+        result = await workflow.execute_activity(
+            EXPIRE_NOTIFICATION,
+            ExpireNotificationInput(key=notification.key, kind=notification.kind,
+                                    reason=reason),
+            result_type=ExpireNotificationResult,
+            start_to_close_timeout=policies.LEDGER_TIMEOUT,
+            retry_policy=policies.LEDGER_RETRY,
+        )
+    except ActivityError as expire_err:
+        workflow.logger.warning(f"notification {notification.key} not expired: {expire_err}")
+        return
+    workflow.logger.info(f"notification {notification.key} expired: {result.status}")

@@ -30,9 +30,12 @@ CHECK_INVOICE = "check_invoice"
 REOPEN_INVOICE = "reopen_invoice"
 REACH_SUSPENSION = "reach_suspension"
 SEND_NOTIFICATION = "send_notification"
+EXPIRE_NOTIFICATION = "expire_notification"
 APPLY_SERVICE_STATE = "apply_service_state"
 LIST_CUSTOMERS = "list_customers_page"
 REEVALUATE_VIA_WORKFLOW = "reevaluate_via_customer_workflow"
+ISSUE_INVOICE = "issue_invoice"
+START_INVOICE_WORKFLOW = "start_invoice_workflow"
 
 
 # --- facts about invoices --------------------------------------------------------------
@@ -195,6 +198,50 @@ class ReevaluateInput:
 
 
 @dataclass
+class IssueInvoiceInput:
+    """An invoice to record, validated at the edge (amounts in minor units, aware UTC
+    instants computed there from the class's time zone and schedule)."""
+
+    number: str
+    new_charges: int
+    issued_at: datetime
+    due_text: str
+    overdue_at: datetime
+    suspend_at: datetime
+    actor: Actor | None = None
+
+
+@dataclass
+class IssuedInvoice:
+    """An invoice as the ledger recorded it (amounts in minor units)."""
+
+    customer_id: str
+    number: str
+    new_charges: int
+    previous_balance: int
+    amount_due: int
+    remaining: int
+    collection_status: str
+    payment_status: str
+    issued_at: datetime
+    overdue_at: datetime
+    suspend_at: datetime
+
+
+@dataclass
+class IssueInvoiceResult:
+    """``created``; ``exists`` (same data, nothing changed); ``conflict`` (other data,
+    nothing written: ``invoice`` is the stored one, ``conflict_fields`` what differs).
+    ``workflow``: "started" | "already started" (None for a conflict)."""
+
+    status: str
+    conflict_fields: list[str]
+    invoice: IssuedInvoice
+    service_state: str
+    workflow: str | None
+
+
+@dataclass
 class InvoiceChange:
     number: str
     before_status: str | None
@@ -250,6 +297,7 @@ class LedgerActivityInput:
     dry_run: bool = False
     reason: str = ""
     actor: Actor | None = None
+    issue: IssueInvoiceInput | None = None
 
 
 @dataclass
@@ -263,6 +311,9 @@ class LedgerActivityResult:
     changes: list[InvoiceChange] = field(default_factory=list)
     payment_receipts: bool = True
     class_name: str = ""
+    # Set by issue_invoice only.
+    invoice: IssuedInvoice | None = None
+    conflict_fields: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -280,6 +331,17 @@ class ReopenInvoiceInput:
 @dataclass
 class ReopenInvoiceResult:
     started: bool
+
+
+@dataclass
+class StartInvoiceWorkflowInput:
+    customer_id: str
+    invoice_number: str
+
+
+@dataclass
+class StartInvoiceWorkflowResult:
+    workflow: str  # "started" | "already started"
 
 
 @dataclass
@@ -314,6 +376,21 @@ class SendNotificationResult:
     status: str  # "sent" | "already_sent" | "failed" | "unknown"
     message_id: str | None = None
     error: str | None = None
+
+
+@dataclass
+class ExpireNotificationInput:
+    """The retry window of a mail ended before the send activity could settle it."""
+
+    key: str
+    kind: str
+    reason: str  # becomes last_error when the row has none
+
+
+@dataclass
+class ExpireNotificationResult:
+    key: str
+    status: str | None  # the row's status afterwards; None: the mail was never recorded
 
 
 @dataclass

@@ -1,11 +1,14 @@
 """No command fails because the search attributes are not registered yet (SPEC 3).
 
-A fresh `temporal server start-dev` without our search attributes and without a worker:
-the first command that starts a workflow registers them and succeeds at once.
+A fresh `temporal server start-dev` without our search attributes: the first command that
+starts a workflow registers them and succeeds at once. Issuing an invoice goes through the
+customer's workflow (issue 10), so a worker runs, in this process, with a client that
+registers nothing (unlike `dunning worker`, which checks them at start).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,12 +17,17 @@ import psycopg
 import pytest
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.worker import Worker
 
+from activities.ledger import LedgerActivities
 from client.connect import is_missing_search_attribute, registering
 from client.invoices import start_invoice_workflow
+from db.pool import open_pool
 from db.rows import ClassRow, InvoiceRow
 from tests.support.processes import dunning, dunning_json, temporal_dev_server
 from workflows import search_attributes as sa
+from workflows.customer import CustomerWorkflow
+from workflows.invoice import InvoiceWorkflow
 from workflows.payloads import invoice_workflow_id
 
 
@@ -42,13 +50,24 @@ async def test_first_invoice_on_a_bare_server_starts_its_workflow(
     assert not {k.name for k in sa.ALL} & await registered(client)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
     env.update({"DUNNING_DATABASE_URL": database_url, "DUNNING_TEMPORAL_ADDRESS": bare_server,
-                "DUNNING_TASK_QUEUE": "no-worker", "DUNNING_ACTOR": "e2e-finance"})
+                "DUNNING_TASK_QUEUE": "bare", "DUNNING_ACTOR": "e2e-finance"})
     dunning(env, "class", "set", "Residential", "--currency", "USD", "--threshold", "10.00",
             "--timezone", "America/Sao_Paulo")
     dunning(env, "customer", "add", "c1", "--name", "Ana", "--email", "ana@example.com",
             "--class", "Residential")
-    issued = dunning_json(env, "invoice", "issue", "--customer", "c1", "--number", "INV-05",
-                          "--charges", "20.00", "--issued", "2026-05-01", "--due", "2026-05-21")
+    pool = open_pool(database_url, max_size=2)
+    await pool.open()
+    ledger = LedgerActivities(pool, client, "bare")
+    try:
+        async with Worker(client, task_queue="bare",
+                          workflows=[CustomerWorkflow, InvoiceWorkflow],
+                          activities=[ledger.issue_invoice, ledger.start_invoice]):
+            issued = await asyncio.to_thread(
+                dunning_json, env, "invoice", "issue", "--customer", "c1", "--number",
+                "INV-05", "--charges", "20.00", "--issued", "2026-05-01", "--due",
+                "2026-05-21")
+    finally:
+        await pool.close()
     assert (issued["status"], issued["workflow"]) == ("created", "started")
     assert {k.name for k in sa.ALL} <= await registered(client)
     description = await client.get_workflow_handle(issued["workflow_id"]).describe()

@@ -81,8 +81,10 @@ async def test_sigkill_during_billing_cycle_and_payment_storm(dev_client, dev_se
                 for c in ids for n in range(INVOICES_EACH)))
             await kill_when(worker, lambda: _sent_at_least(database_url, 60),
                             "the billing cycle to be under way")
-            await issuing
         with dunning_worker(env, tmp_path / "worker-2.log"):
+            # Issuing goes through the customer's workflow: the commands still waiting at
+            # the kill get their answer once a worker is back (nothing is lost meanwhile).
+            await issuing
             expected = CUSTOMERS * INVOICES_EACH * 2 + CUSTOMERS
             await eventually(lambda: _all_sent(database_url, expected), timeout=240,
                              what=f"{expected} mails of the billing cycle")
@@ -133,13 +135,17 @@ async def test_crash_after_smtp_accepted_is_unknown_and_not_sent_again(dev_clien
             # The server keeps the message, then the worker dies before it commits `sent`.
             faulty_smtp.on_accept = lambda: kill_process(worker)
             now = utc_now()
-            await issue_invoice(Context(settings, conn, dev_client), IssueRequest(
-                customer_id=customer_id, number="INV-1", charges="10.00",
-                issued=now.isoformat(), due=(now + timedelta(days=30)).isoformat()), ADMIN)
+            # The customer's workflow may answer after the crash: wait for it below.
+            issuing = asyncio.create_task(issue_invoice(
+                Context(settings, conn, dev_client), IssueRequest(
+                    customer_id=customer_id, number="INV-1", charges="10.00",
+                    issued=now.isoformat(), due=(now + timedelta(days=30)).isoformat()),
+                ADMIN))
             await eventually(lambda: _async(worker.poll() is not None), timeout=30,
                              what="the crash")
     faulty_smtp.on_accept = None
     with dunning_worker(env, tmp_path / "worker-2.log"):
+        assert (await issuing)["status"] == "created"
         # The mail activity times out (60 s) and is retried by the new worker, which finds
         # the dead attempt's `sending` claim: `unknown`, not a second copy (SPEC 2.6).
         await eventually(lambda: _unknown_at_least(database_url, 1), timeout=120,

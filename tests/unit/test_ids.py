@@ -23,6 +23,7 @@ def test_plain_ids_read_as_they_are() -> None:
     assert ids.payment_update_id("card", "p1") == "payment:card:p1"
     assert ids.reversal_update_id("card", "p1") == "reversal:card:p1"
     assert ids.assignment_update_id("card", "p1") == "assign:card:p1"
+    assert ids.invoice_update_id("c1", "INV-06", "d1") == "issue:c1:INV-06:d1"
     assert ids.rerun_child_workflow_id("rerun-class-x-1", "c1") == "rerun:rerun-class-x-1:c1"
     assert ids.resend_key("payment:card:p1:payment_received", 2) == (
         "payment:card:p1:payment_received:resend:2")
@@ -46,6 +47,7 @@ BUILDERS = {
     "payment_update_id": ids.payment_update_id,
     "reversal_update_id": ids.reversal_update_id,
     "assignment_update_id": ids.assignment_update_id,
+    "invoice_update_id": ids.invoice_update_id,
     "rerun_child_workflow_id": ids.rerun_child_workflow_id,
 }
 ONE_PART = {"customer_workflow_id", "service_notification_key"}

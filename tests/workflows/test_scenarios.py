@@ -208,11 +208,12 @@ async def test_payment_racing_the_suspension_step_loses_no_resumption(stack: Sta
 
 async def test_customer_workflow_continues_as_new_and_stays_idempotent(stack: Stack) -> None:
     await customer(stack, "c-can", threshold="0")
-    await issue(stack, "c-can", "C-1", "100.00", NOW - timedelta(days=1), NOW + timedelta(days=30))
+    # Started first with a short history: issuing goes through this workflow too.
     handle = await stack.client.start_workflow(
         CustomerWorkflow.run, CustomerWorkflowInput(customer_id="c-can", max_history_events=40),
         id=customer_workflow_id("c-can"), task_queue=stack.settings.task_queue)
     first_run = handle.result_run_id
+    await issue(stack, "c-can", "C-1", "100.00", NOW - timedelta(days=1), NOW + timedelta(days=30))
     for n in range(12):
         assert (await pay(stack, "c-can", f"p{n}", "1.00"))["status"] == "accepted"
     # Re-delivery of an early payment after continue-as-new: still one application.
