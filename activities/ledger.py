@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 
 import psycopg
 from psycopg import AsyncConnection
@@ -169,9 +168,12 @@ class LedgerActivities:
         return StartInvoiceWorkflowResult(workflow=started)
 
     @activity.defn(name=APPLY_PAYMENT)
-    async def apply_payment(self, payment: ApplyPayment, now: datetime) -> PaymentOutcome:
-        """``payment``: the command as built at the edge, validated there; ``now``: the
+    async def apply_payment(self, payment: ApplyPayment) -> PaymentOutcome:
+        """``payment``: the command as built at the edge, validated there, stamped with the
         workflow's instant. Its outcome is built here, once, from the transaction's."""
+        if payment.applied_at is None or payment.received_at is None:
+            raise _invalid("apply_payment needs a payment stamped by the customer's workflow")
+        now = payment.applied_at
         async with self.pool.connection() as conn:
             _, klass = await self._customer(conn, payment.customer_id)
             try:

@@ -10,7 +10,7 @@ unchanged by the activity and the workflow. Pure standard library: these cross T
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -88,6 +88,9 @@ class ApplyPayment:
     received_at: datetime | None = None  # aware UTC; None: when the workflow applies it
     source: PaymentSource = "temporal"
     actor: Actor | None = None        # given when a person posts it by hand
+    # The instant the customer's workflow applies it (its clock, so time-skipping tests
+    # and production agree): the time of any service change it causes. Set by ``at``.
+    applied_at: datetime | None = None
 
     @classmethod
     def build(cls, *, processor: str, payment_id: str, customer_id: str, amount: str,
@@ -107,12 +110,9 @@ class ApplyPayment:
                    amount=minor, currency=code, received_at=_received_at(received_at, tz),
                    source=source, actor=actor)
 
-    def received(self, at: datetime) -> ApplyPayment:
-        """This payment, received ``at`` unless it says when it was received."""
-        if self.received_at is not None:
-            return self
-        return ApplyPayment(self.processor, self.payment_id, self.customer_id, self.amount,
-                            self.currency, at, self.source, self.actor)
+    def at(self, now: datetime) -> ApplyPayment:
+        """This payment applied ``now``: received then too, unless it says when it was."""
+        return replace(self, received_at=self.received_at or now, applied_at=now)
 
 
 @dataclass(frozen=True)

@@ -253,11 +253,11 @@ class CustomerWorkflow:
 
     async def _apply_payment(self, payment: ApplyPayment) -> PaymentOutcome:
         # Stamped here, deterministically, so a replay sees the same instant.
-        command = payment.received(workflow.now())
+        command = payment.at(workflow.now())
         reason = f"payment {command.processor}:{command.payment_id}"
         async with self.lock:
             self.entity.last_operation = f"{APPLY_PAYMENT}: {reason}"
-            result = await self._activity(APPLY_PAYMENT, [command, workflow.now()],
+            result = await self._activity(APPLY_PAYMENT, [command],
                                           PaymentOutcome)
             self._publish(result)
         self._follow_payment(result, command.processor, command.payment_id,

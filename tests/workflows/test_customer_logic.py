@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from temporalio import activity, workflow
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateStage
@@ -79,7 +78,7 @@ class FakeLedger:
     held: dict[str, asyncio.Event] = field(default_factory=dict)
 
     @activity.defn(name=APPLY_PAYMENT)
-    async def apply_payment(self, payment: ApplyPayment, now: datetime) -> PaymentOutcome:
+    async def apply_payment(self, payment: ApplyPayment) -> PaymentOutcome:
         self.payments.append(payment)
         if payment.payment_id in self.held:
             await self.held[payment.payment_id].wait()
@@ -176,7 +175,7 @@ async def test_payment_that_resumes_service(temporal_env) -> None:
     }
     (payment,) = fake.payments
     assert payment.customer_id == customer_id and payment.amount == 1500
-    assert payment.received_at is not None
+    assert payment.received_at is not None and payment.applied_at is not None
 
 
 async def test_open_invoice_without_a_workflow_is_reopened(temporal_env) -> None:
