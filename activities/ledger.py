@@ -34,7 +34,8 @@ from db.payments import get_payment
 from db.rows import AuditInfo, ClassRow, CustomerRow, InvoiceRow
 from db.unmatched import AssignUnmatched
 from db.unmatched import assign_unmatched as assign
-from domain.money import MoneyError, currency, parse_amount
+from domain.money import MoneyError
+from domain.payments import ApplyPayment, PaymentOutcome
 from workflows import policies
 from workflows.payloads import (
     APPLY_PAYMENT,
@@ -47,7 +48,6 @@ from workflows.payloads import (
     REOPEN_INVOICE,
     REVERSE_PAYMENT,
     START_INVOICE_WORKFLOW,
-    Actor,
     CheckInvoiceInput,
     EvaluateServiceSignal,
     InvoiceChange,
@@ -83,11 +83,7 @@ def _invalid(message: str) -> ApplicationError:
     return ApplicationError(message, type=policies.INVALID_INPUT, non_retryable=True)
 
 
-def _audit(actor: Actor | None) -> AuditInfo | None:
-    if actor is None:
-        return None
-    return AuditInfo(actor=actor.name, realm=actor.realm,  # type: ignore[arg-type]
-                     reason=actor.reason, request_id=actor.request_id)
+_audit = ledger.audit_of
 
 
 def _facts(change: DbInvoiceChange) -> InvoiceFacts:
@@ -172,41 +168,24 @@ class LedgerActivities:
         return StartInvoiceWorkflowResult(workflow=started)
 
     @activity.defn(name=APPLY_PAYMENT)
-    async def apply_payment(self, input: LedgerActivityInput) -> LedgerActivityResult:
-        payment = input.payment
-        if payment is None or payment.received_at is None:
-            raise _invalid("apply_payment needs a payment with its received_at")
+    async def apply_payment(self, payment: ApplyPayment) -> PaymentOutcome:
+        """``payment``: the command as built at the edge, validated there, stamped with the
+        workflow's instant. Its outcome is built here, once, from the transaction's."""
+        if payment.applied_at is None or payment.received_at is None:
+            raise _invalid("apply_payment needs a payment stamped by the customer's workflow")
+        now = payment.applied_at
         async with self.pool.connection() as conn:
-            customer, klass = await self._customer(conn, input.customer_id)
-            if payment.currency != klass.currency:
-                raise _invalid(f"currency {payment.currency} does not match class "
-                               f"{klass.name}'s currency {klass.currency}")
+            _, klass = await self._customer(conn, payment.customer_id)
             try:
-                amount = parse_amount(payment.amount, currency(klass.currency), allow_zero=False)
-            except MoneyError as err:
+                with _refused_by_database():  # e.g. another currency than the class's
+                    result = await ledger.apply_payment(conn, payment, now=now, token=_token())
+            except InvalidValue as err:
                 raise _invalid(str(err)) from None
-            # Always the canonical fingerprint, whatever the caller sent: the webhook, the
-            # CLI and a processor's own Temporal client must agree on "the same payment".
-            body_hash = ledger.payment_hash(payment.processor, payment.payment_id,
-                                            input.customer_id, amount, payment.currency)
-            try:
-                with _refused_by_database():
-                    result = await ledger.apply_payment(conn, ledger.ApplyPayment(
-                        processor=payment.processor, payment_id=payment.payment_id,
-                        customer_id=input.customer_id, amount=amount, currency=payment.currency,
-                        received_at=payment.received_at, body_hash=body_hash,
-                        source=payment.source,  # type: ignore[arg-type]
-                        now=input.now, token=_token(), audit=_audit(input.actor),
-                    ))
-            except (CurrencyMismatch, InvalidValue) as err:
-                raise _invalid(str(err)) from None
-        service_before = result.service.previous_state if result.service else result.service_state
-        return LedgerActivityResult(
-            status=result.status, changed=[_facts(c) for c in result.changes],
-            transition=_transition(result.service), service_state=result.service_state,
-            service_before=service_before, balance=result.balance,
-            payment_receipts=klass.payment_receipts, class_name=klass.name,
-        )
+        return PaymentOutcome(
+            status=result.status, service_state=result.service_state, balance=result.balance,
+            changed=[_facts(c) for c in result.changes],
+            transition=_transition(result.service),
+            payment_receipts=klass.payment_receipts, class_name=klass.name)
 
     @activity.defn(name=REVERSE_PAYMENT)
     async def reverse_payment(self, input: LedgerActivityInput) -> LedgerActivityResult:

@@ -1,8 +1,8 @@
 """Request and response bodies of the HTTP API (SPEC 4.3), with their OpenAPI examples.
 
-Field rules live here; money rules live in ``domain.money`` and are only *called* here (the
-payment body carries its currency, so the amount can be checked before anything is
-recorded, even for a payment whose customer is unknown).
+Field rules live here; money rules live in ``domain.money`` and are only *called* here. A
+payment's amount, currency and received_at are checked by ``ApplyPayment.build``
+(domain/payments.py) only, whose refusals name their field (api.deps.invalid).
 """
 
 from __future__ import annotations
@@ -19,14 +19,9 @@ from pydantic import (
     Field,
     StrictBool,
     StrictStr,
-    ValidationInfo,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
-
-from domain.money import MoneyError, currency, parse_amount
-from domain.schedule import parse_when
 
 # C0 and C1 control characters and DEL are refused in identifiers (log and header injection,
 # invisible differences between ids); at least one visible character is required.
@@ -71,16 +66,9 @@ def _when_text(value: object) -> object:
     return value
 
 
-def _when(value: str) -> str:
-    # Only the form is checked here: which midnight a date means depends on the customer's
-    # class time zone, which the operation knows (domain.schedule.parse_when, one rule).
-    parse_when(value, "UTC", "received_at")
-    return value
-
-
-# A string rather than a datetime: a date alone is accepted too, and pydantic would read
-# it as a naive midnight and refuse it (or pick the wrong zone).
-When = Annotated[StrictStr, BeforeValidator(_when_text), AfterValidator(_when), WithJsonSchema({
+# A payment's received_at: only its type here; ApplyPayment.build parses it, once, in the
+# customer's class time zone.
+WhenText = Annotated[StrictStr, BeforeValidator(_when_text), WithJsonSchema({
     "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}],
 })]
 
@@ -100,7 +88,6 @@ class PaymentIn(_Strict):
     payment_id: Identifier
     processor: Identifier
     customer_id: Identifier
-    # Before amount: the amount's check needs the currency (fields validate in this order).
     currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$",
                                          description="ISO 4217 code, upper case")]
     # A string, never a JSON number: a float has already lost exactness when it is parsed.
@@ -108,31 +95,12 @@ class PaymentIn(_Strict):
         min_length=1, max_length=40,
         description="Decimal string with at most the currency's decimals, e.g. \"15.00\" "
                     "(USD), \"1500\" (JPY), \"1.250\" (BHD); > 0 and <= 10^12.")]
-    received_at: Annotated[When | None, Field(
+    received_at: Annotated[WhenText | None, Field(
         description="ISO 8601 date-time with offset, or a date (the start of that day in "
                     "the customer's class time zone); absent: when Dunning applies it",
         examples=["2026-07-02T09:30:00+00:00", "2026-07-02T07:30:00Z", "2026-07-02"])] = None
-
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, code: str) -> str:
-        try:
-            currency(code)
-        except MoneyError as err:
-            raise ValueError(str(err)) from None
-        return code
-
-    @field_validator("amount")
-    @classmethod
-    def _exact_amount(cls, amount: str, info: ValidationInfo) -> str:
-        code = info.data.get("currency")
-        if code is None:
-            return amount  # the currency's own error is reported; nothing to check against
-        try:
-            parse_amount(amount, currency(code), allow_zero=False)
-        except MoneyError as err:
-            raise ValueError(str(err)) from None
-        return amount
+    # Amount, currency and received_at are checked by ApplyPayment.build (domain/payments.py),
+    # the one place; its refusal names the field (api.deps.invalid).
 
 
 class PaymentOut(BaseModel):

@@ -25,12 +25,13 @@ from domain.ids import (
 from workflows import search_attributes as sa
 from workflows.customer import CustomerWorkflow
 from workflows.payloads import (
+    ApplyPayment,
     AssignPaymentInput,
     CustomerWorkflowInput,
     EvaluateServiceSignal,
     IssueInvoiceInput,
     IssueInvoiceResult,
-    PostPaymentInput,
+    PaymentOutcome,
     PostPaymentResult,
     ReevaluateInput,
     ReevaluateResult,
@@ -80,15 +81,15 @@ async def issue_invoice(client: Client, task_queue: str, customer_id: str,
         raise UpdateRefused(refusal_message(err)) from None
 
 
-async def post_payment(client: Client, task_queue: str, customer_id: str,
-                       payment: PostPaymentInput, *, delivery: str) -> PostPaymentResult:
+async def post_payment(client: Client, task_queue: str, payment: ApplyPayment, *,
+                       delivery: str) -> PaymentOutcome:
     """One delivery of a payment (``delivery``: its own id, so every delivery gets its own
     answer; the ledger decides which is ``accepted``). Raises UpdateRefused."""
     update_id = payment_update_id(payment.processor, payment.payment_id, delivery=delivery)
     try:
         return await registering(client, lambda: client.execute_update_with_start_workflow(
             CustomerWorkflow.post_payment, payment,
-            start_workflow_operation=start_operation(customer_id, task_queue),
+            start_workflow_operation=start_operation(payment.customer_id, task_queue),
             id=update_id,
         ))
     except WorkflowUpdateFailedError as err:

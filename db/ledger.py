@@ -24,7 +24,7 @@ from psycopg.rows import class_row
 
 from db.audit import customer_target, invoice_target, payment_target, record_audit
 from db.codec import dumps
-from db.errors import CurrencyMismatch, InvalidValue, UnknownPayment
+from db.errors import InvalidValue, UnknownPayment
 from db.fold import (
     FoldOutcome,
     InvoiceChange,
@@ -48,16 +48,17 @@ from db.rows import (
     columns,
 )
 from db.tokens import store_result, stored_result
+from domain.payments import Actor, ApplyPayment, PaymentSource
 
 __all__ = [
     "ApplyPayment", "ApplyPaymentResult", "EvaluateService", "EvaluateServiceResult",
     "InvoiceChange", "IssueInvoice", "IssueInvoiceResult", "PaymentAllocation", "Reevaluate",
     "ReevaluateResult", "ReversePayment", "ReversePaymentResult", "ServiceTransition",
-    "apply_payment", "body_hash", "payment_hash", "evaluate_service", "issue_invoice", "reevaluate",
+    "apply_payment", "audit_of", "body_hash", "fingerprint", "known_payment", "payment_hash",
+    "evaluate_service", "issue_invoice", "reevaluate",
     "reverse_payment",
 ]
 
-PaymentSource = Literal["api", "cli", "temporal", "assigned"]
 
 
 def body_hash(fields_: dict[str, Any]) -> str:
@@ -82,6 +83,19 @@ def payment_hash(processor: str, payment_id: str, customer_id: str, amount: int,
     return body_hash({"processor": processor, "payment_id": payment_id,
                       "customer_id": customer_id, "amount": amount,
                       "currency": currency_code})
+
+
+def fingerprint(cmd: ApplyPayment) -> str:
+    """The payment_hash of a command: what ``known_payment`` compares."""
+    return payment_hash(cmd.processor, cmd.payment_id, cmd.customer_id, cmd.amount,
+                        cmd.currency)
+
+
+def audit_of(actor: Actor | None) -> AuditInfo | None:
+    if actor is None:
+        return None
+    return AuditInfo(actor=actor.name, realm=actor.realm,  # type: ignore[arg-type]
+                     reason=actor.reason, request_id=actor.request_id)
 
 
 # --------------------------------------------------------------------------- issue_invoice
@@ -163,21 +177,6 @@ async def issue_invoice(conn: AsyncConnection, cmd: IssueInvoice) -> IssueInvoic
 
 # --------------------------------------------------------------------------- apply_payment
 @dataclass(frozen=True)
-class ApplyPayment:
-    processor: str
-    payment_id: str
-    customer_id: str
-    amount: int                       # minor units, > 0
-    currency: str                     # must equal the class currency
-    received_at: datetime
-    body_hash: str                    # sha256 hex of the canonical request (body_hash())
-    source: PaymentSource
-    now: datetime                     # when it happened (service change time)
-    token: str | None = None
-    audit: AuditInfo | None = None    # given when a person posts it by hand
-
-
-@dataclass(frozen=True)
 class PaymentAllocation:
     invoice_number: str
     amount: int
@@ -201,33 +200,35 @@ class ApplyPaymentResult:
     service_state: str
 
 
-async def apply_payment(conn: AsyncConnection, cmd: ApplyPayment) -> ApplyPaymentResult:
-    """Record a payment and re-evaluate the customer. Raises UnknownCustomer (the caller
-    then records it as unmatched), CurrencyMismatch, InvalidValue; nothing written then."""
-    _require_aware(cmd.received_at, cmd.now)
-    if cmd.amount <= 0:
-        raise InvalidValue("payment amount must be greater than zero")
+async def apply_payment(conn: AsyncConnection, cmd: ApplyPayment, *, now: datetime,
+                        token: str | None = None) -> ApplyPaymentResult:
+    """Record a payment and re-evaluate the customer; ``now``: when it happens (service
+    change time), ``token``: the call's identity (db/tokens.py). The command was validated
+    when it was built (domain/payments.py); here the payment is fingerprinted and decided
+    duplicate/conflict, once. Raises UnknownCustomer (the caller then records it as
+    unmatched), InvalidValue; the schema refuses another currency than the class's
+    (payments_currency_matches_class). Nothing is written then."""
+    received_at = cmd.received_at if cmd.received_at is not None else now
+    _require_aware(received_at, now)
     async with conn.transaction():
         customer = await lock_customer(conn, cmd.customer_id)
-        if (done := await stored_result(conn, cmd.token, "apply_payment",
+        if (done := await stored_result(conn, token, "apply_payment",
                                         ApplyPaymentResult)) is not None:
             return done
         klass = await customer_class(conn, customer)
         await lock_payment_key(conn, cmd.processor, cmd.payment_id)
-        status, existing = await _known_payment(conn, cmd.processor, cmd.payment_id,
-                                                cmd.body_hash)
+        status, existing = await known_payment(conn, cmd)
         if status is not None:
             result = ApplyPaymentResult(
                 status=status, payment=existing, allocations=(), changes=(), service=None,
                 customer_id=customer.id, currency=klass.currency, balance=customer.balance,
                 credit=customer.credit, service_state=customer.service_state)
         else:
-            if cmd.currency != klass.currency:
-                raise CurrencyMismatch(cmd.currency, klass.currency, klass.name)
             result = await insert_payment_and_refold(
                 conn, customer, klass, cmd.processor, cmd.payment_id, cmd.amount,
-                cmd.received_at, cmd.body_hash, cmd.source, cmd.now, cmd.audit)
-        await store_result(conn, cmd.token, "apply_payment", customer.id, result)
+                received_at, fingerprint(cmd), cmd.source, now, audit_of(cmd.actor),
+                currency=cmd.currency)
+        await store_result(conn, token, "apply_payment", customer.id, result)
         return result
 
 
@@ -235,16 +236,18 @@ async def insert_payment_and_refold(conn: AsyncConnection, customer: CustomerRow
                                     processor: str, payment_id: str, amount: int,
                                     received_at: datetime, hash_: str, source: PaymentSource,
                                     now: datetime, audit: AuditInfo | None,
-                                    reason: str | None = None) -> ApplyPaymentResult:
-    """Shared by apply_payment and assign_unmatched: caller holds the customer lock."""
+                                    reason: str | None = None, *, currency: str | None = None
+                                    ) -> ApplyPaymentResult:
+    """Shared by apply_payment and assign_unmatched: caller holds the customer lock.
+    ``currency``: the payment's (the schema holds it to the class's); None: the class's."""
     query = sql.SQL(
         "INSERT INTO payments (processor, payment_id, customer_id, amount, currency,"
         " received_at, body_hash, source) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         " RETURNING {}"
     ).format(columns(PaymentRow))
     async with conn.cursor(row_factory=class_row(PaymentRow)) as cur:
-        await cur.execute(query, (processor, payment_id, customer.id, amount, klass.currency,
-                                  received_at, hash_, source))
+        await cur.execute(query, (processor, payment_id, customer.id, amount,
+                                  currency or klass.currency, received_at, hash_, source))
         payment = await cur.fetchone()
     assert payment is not None
     outcome = await refold(conn, customer, klass, now=now,
@@ -442,10 +445,14 @@ async def lock_payment_key(conn: AsyncConnection, processor: str, payment_id: st
                        (f"payment:{processor}\x1f{payment_id}",))
 
 
-async def _known_payment(
-    conn: AsyncConnection, processor: str, payment_id: str, hash_: str
+async def known_payment(
+    conn: AsyncConnection, cmd: ApplyPayment
 ) -> tuple[Literal["duplicate", "conflict"] | None, PaymentRow | None]:
-    """Same id seen before (as a payment or an unmatched payment): duplicate or conflict."""
+    """The one duplicate rule: the same id seen before (as a payment or an unmatched
+    payment) is a duplicate with the same fingerprint, else a conflict. apply_payment
+    decides with it under the payment's lock; the edge may ask it first (no lock) to
+    answer a payment sent again later without reaching Temporal."""
+    processor, payment_id, hash_ = cmd.processor, cmd.payment_id, fingerprint(cmd)
     existing = await get_payment(conn, processor, payment_id)
     if existing is not None:
         return ("duplicate" if existing.body_hash == hash_ else "conflict"), existing

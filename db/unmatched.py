@@ -35,7 +35,7 @@ class RecordUnmatched:
     currency: str
     received_at: datetime
     body: dict[str, Any]              # the request body, for finance
-    body_hash: str                    # same canonical hash as ApplyPayment.body_hash
+    body_hash: str                    # same canonical hash as ledger.fingerprint(ApplyPayment)
     token: str | None = None
     audit: AuditInfo | None = None    # given when a person posts it by hand (SPEC 2.7)
 

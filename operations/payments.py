@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import uuid4
 
 from temporalio.client import Client
@@ -25,20 +25,21 @@ from db.payments import get_payment
 from db.rows import AuditInfo
 from db.unmatched import RecordUnmatched, get_unmatched, record_unmatched
 from db.unmatched import list_unmatched as db_list_unmatched
-from domain.money import currency, format_amount, parse_amount
-from domain.schedule import parse_when
+from domain.money import currency, format_amount
+from domain.payments import ApplyPayment, PaymentOutcome
 from operations.context import Context
 from operations.errors import Conflict, NotFound, OperationError
 from workflows.payloads import (
     Actor,
     AssignPaymentInput,
-    PostPaymentInput,
     ReversePaymentInput,
 )
 
 
 @dataclass(frozen=True)
 class PaymentRequest:
+    """The CLI's (and tests') raw input; the webhook passes its PaymentIn, same fields."""
+
     processor: str
     payment_id: str
     customer_id: str
@@ -48,6 +49,23 @@ class PaymentRequest:
     source: str = "api"
 
 
+class PaymentInput(Protocol):
+    """HTTP or CLI input: the raw values ApplyPayment.build validates."""
+
+    @property
+    def processor(self) -> str: ...
+    @property
+    def payment_id(self) -> str: ...
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def amount(self) -> str: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def received_at(self) -> str | datetime | None: ...
+
+
 def _actor(audit: AuditInfo | None, on_behalf_of: str | None = None) -> Actor | None:
     if audit is None:
         return None
@@ -55,80 +73,82 @@ def _actor(audit: AuditInfo | None, on_behalf_of: str | None = None) -> Actor | 
                  request_id=audit.request_id, on_behalf_of=on_behalf_of)
 
 
-def _hash(request: PaymentRequest, code: str) -> str:
-    return ledger.payment_hash(request.processor, request.payment_id, request.customer_id,
-                               parse_amount(request.amount, currency(code), allow_zero=False),
-                               code)
+def _build(request: PaymentInput, source: str, class_currency: str, class_name: str,
+           tz: str, actor: Actor | None) -> ApplyPayment:
+    """Raises InvalidPayment (a MoneyError: SPEC 2.1's refusal, ``field`` set)."""
+    return ApplyPayment.build(
+        processor=request.processor, payment_id=request.payment_id,
+        customer_id=request.customer_id, amount=request.amount,
+        currency=request.currency, class_currency=class_currency, class_name=class_name,
+        received_at=request.received_at, tz=tz,
+        source=source, actor=actor)  # type: ignore[arg-type]
 
 
-def _received_at(value: str | datetime | None, tz: str = "UTC") -> datetime | None:
-    """``tz``: the customer's class time zone, where a date alone starts its day."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise OperationError("received_at needs a UTC offset")
-        return value.astimezone(UTC)
-    try:
-        return parse_when(value, tz, "received_at")
-    except ValueError as err:
-        raise OperationError(str(err)) from None
+def _conflict(command: ApplyPayment) -> Conflict:
+    return Conflict(f"payment {command.processor}:{command.payment_id} was already "
+                    "received with other details; nothing changed")
 
 
-async def post_payment(ctx: Context, request: PaymentRequest, audit: AuditInfo | None,
-                       *, client: Client | None = None) -> dict[str, Any]:
+def answer(command: ApplyPayment, outcome: PaymentOutcome) -> dict[str, Any]:
+    """The outcome as the API and the CLI answer it (balance as a decimal string)."""
+    if outcome.status == "conflict":
+        raise _conflict(command)
+    return {"status": outcome.status, "processor": command.processor,
+            "payment_id": command.payment_id, "customer_id": command.customer_id,
+            "service_state": outcome.service_state,
+            "balance": format_amount(outcome.balance, currency(command.currency))}
+
+
+async def post_payment(ctx: Context, request: PaymentInput, audit: AuditInfo | None,
+                       *, source: str | None = None, client: Client | None = None
+                       ) -> dict[str, Any]:
     """Returns {"status": accepted|duplicate|unmatched, ...}; raises Conflict (same id, other
-    body) and OperationError/MoneyError (invalid request, nothing recorded)."""
-    if not request.processor.strip() or not request.payment_id.strip():
-        raise OperationError("processor and payment id must not be empty")
-    received_at = _received_at(request.received_at)
+    body) and OperationError/InvalidPayment (invalid request, nothing recorded). ``source``:
+    the edge (default: the request's own, else "api")."""
+    source = source or getattr(request, "source", "api")
     found = await get_customer_with_class(ctx.conn, request.customer_id)
     if found is None:
-        return await _unmatched(ctx, request, received_at, audit)
+        return await _unmatched(ctx, request, source, audit)
     customer, klass = found
-    received_at = _received_at(request.received_at, klass.timezone)
-    code = request.currency or klass.currency
-    if code != klass.currency:
-        raise OperationError(f"currency {code} does not match currency {klass.currency} of "
-                             f"class '{klass.name}'")
-    amount = parse_amount(request.amount, currency(code), allow_zero=False)
-    body_hash = _hash(request, code)
+    command = _build(request, source, klass.currency, klass.name, klass.timezone,
+                     _actor(audit, customer.id))
 
-    # The cheap answer to a payment sent again later: no lock, no Temporal.
-    existing = await get_payment(ctx.conn, request.processor, request.payment_id)
-    if existing is not None:
-        return _known(existing.body_hash, body_hash, request, existing.customer_id)
+    # The cheap answer to a payment sent again later: no lock, no Temporal; the ledger's
+    # own duplicate rule (the transaction decides with it again, under the lock).
+    if await _known(ctx, command) is not None:
+        return _duplicate(command)
 
     client = client or await ctx.client()
-    payment = PostPaymentInput(
-        processor=request.processor, payment_id=request.payment_id,
-        amount=format_amount(amount, currency(code)), currency=code, received_at=received_at,
-        body_hash=body_hash, source=request.source, actor=_actor(audit, customer.id),
-    )
     # An update id of its own for each delivery: with one id per payment, Temporal handed
     # every concurrent delivery the first one's "accepted" (SPEC 4.3 wants one accepted,
     # the rest duplicate). The ledger transaction decides instead, by payment id and body.
     delivery = uuid4().hex
-    async with _one_delivery_at_a_time(request.processor, request.payment_id):
+    async with _one_delivery_at_a_time(command.processor, command.payment_id):
         # Deliveries sent at once to this process wait for the first one's answer, then
         # find its payment committed: a storm costs one workflow update, not one each (a
         # workflow admits only ~10 in flight). Other processes' deliveries still reach the
         # workflow, whose ledger transaction answers them the same way.
-        existing = await get_payment(ctx.conn, request.processor, request.payment_id)
-        if existing is not None:
-            return _known(existing.body_hash, body_hash, request, existing.customer_id)
+        if await _known(ctx, command) is not None:
+            return _duplicate(command)
         try:
-            result = await customers.post_payment(client, ctx.settings.task_queue, customer.id,
-                                                  payment, delivery=delivery)
+            outcome = await customers.post_payment(client, ctx.settings.task_queue, command,
+                                                   delivery=delivery)
         except UpdateRefused as err:
             raise OperationError(str(err)) from None
-    if result.status == "conflict":
-        raise Conflict(f"payment {request.processor}:{request.payment_id} was already "
-                       "received with other details; nothing changed")
-    return {"status": result.status, "processor": request.processor,
-            "payment_id": request.payment_id, "customer_id": customer.id,
-            "service_state": result.service_state,
-            "balance": format_amount(result.balance, currency(code))}
+    return answer(command, outcome)
+
+
+async def _known(ctx: Context, command: ApplyPayment) -> str | None:
+    """"duplicate", None (new) or raises Conflict: ledger.known_payment's answer."""
+    status, _ = await ledger.known_payment(ctx.conn, command)
+    if status == "conflict":
+        raise _conflict(command)
+    return status
+
+
+def _duplicate(command: ApplyPayment) -> dict[str, Any]:
+    return {"status": "duplicate", "processor": command.processor,
+            "payment_id": command.payment_id, "customer_id": command.customer_id}
 
 
 # (processor, payment_id) -> its lock and how many callers hold or wait for it.
@@ -151,16 +171,7 @@ async def _one_delivery_at_a_time(processor: str, payment_id: str) -> AsyncItera
             del _deliveries[key]
 
 
-def _known(stored_hash: str, body_hash: str, request: PaymentRequest,
-           customer_id: str) -> dict[str, Any]:
-    if stored_hash != body_hash:
-        raise Conflict(f"payment {request.processor}:{request.payment_id} was already "
-                       "received with other details; nothing changed")
-    return {"status": "duplicate", "processor": request.processor,
-            "payment_id": request.payment_id, "customer_id": customer_id}
-
-
-async def _unmatched(ctx: Context, request: PaymentRequest, received_at: datetime | None,
+async def _unmatched(ctx: Context, request: PaymentInput, source: str,
                      audit: AuditInfo | None) -> dict[str, Any]:
     """``audit``: a payment posted by hand is audited with its row (SPEC 2.7); the webhook
     passes none, as for the payments it applies (a processor is not a person)."""
@@ -168,23 +179,23 @@ async def _unmatched(ctx: Context, request: PaymentRequest, received_at: datetim
     if code is None:
         raise NotFound(f"unknown customer {request.customer_id!r} (give --currency to record "
                        "the payment as unmatched)")
-    received = received_at or datetime.now(UTC)
-    # Parses the amount too: the money rules hold even for a customer nobody knows.
-    body_hash = _hash(request, code)
+    # Built too: the money rules hold even for a customer nobody knows (its currency is
+    # the only one there is to hold it to).
+    command = _build(request, source, code, "unknown", "UTC", None)
+    received = command.received_at or datetime.now(UTC)
     result = await record_unmatched(ctx.conn, RecordUnmatched(
-        processor=request.processor, payment_id=request.payment_id,
-        customer_ref=request.customer_id, amount=request.amount, currency=code,
+        processor=command.processor, payment_id=command.payment_id,
+        customer_ref=command.customer_id, amount=request.amount, currency=code,
         received_at=received, body={
-            "processor": request.processor, "payment_id": request.payment_id,
-            "customer_id": request.customer_id, "amount": request.amount, "currency": code,
+            "processor": command.processor, "payment_id": command.payment_id,
+            "customer_id": command.customer_id, "amount": request.amount, "currency": code,
             "received_at": received.isoformat()},
-        body_hash=body_hash, audit=audit,
+        body_hash=ledger.fingerprint(command), audit=audit,
     ))
     if result.status == "conflict":
-        raise Conflict(f"payment {request.processor}:{request.payment_id} was already "
-                       "received with other details; nothing changed")
-    return {"status": result.status, "processor": request.processor,
-            "payment_id": request.payment_id, "customer_id": request.customer_id}
+        raise _conflict(command)
+    return {"status": result.status, "processor": command.processor,
+            "payment_id": command.payment_id, "customer_id": command.customer_id}
 
 
 async def reverse_payment(ctx: Context, processor: str, payment_id: str,

@@ -11,7 +11,7 @@ caller. Issuing an invoice also starts the invoice's workflow before answering.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
@@ -26,6 +26,10 @@ with workflow.unsafe.imports_passed_through():
         needs_followup,
     )
     from domain.ids import payment_receipt_key
+
+    # Imported here by name, not only through workflows.payloads: the sandbox resolves a
+    # payload's type hints in the modules it was told of.
+    from domain.payments import ApplyPayment, PaymentOutcome
     from workflows import policies
     from workflows import search_attributes as sa
     from workflows.notify import deliver
@@ -66,6 +70,8 @@ with workflow.unsafe.imports_passed_through():
         StartInvoiceWorkflowResult,
         invoice_workflow_id,
     )
+
+T = TypeVar("T")
 
 
 @workflow.defn
@@ -121,16 +127,14 @@ class CustomerWorkflow:
             raise ValueError("new charges must not be negative")
 
     @workflow.update
-    async def post_payment(self, input: PostPaymentInput) -> PostPaymentResult:
-        result = await self._apply_payment(input)
-        return PostPaymentResult(
-            status=result.status, processor=input.processor, payment_id=input.payment_id,
-            service_state=result.service_state, balance=result.balance,
-        )
+    async def post_payment(self, input: ApplyPayment | PostPaymentInput) -> PaymentOutcome:
+        """``input``: the command built at the edge; a processor's own Temporal client (and
+        histories recorded before the command) send a PostPaymentInput instead."""
+        return await self._apply_payment(self._command(input))
 
     @post_payment.validator
-    def _validate_payment(self, input: PostPaymentInput) -> None:
-        _check_payment_shape(input)
+    def _validate_payment(self, input: ApplyPayment | PostPaymentInput) -> None:
+        self._command(input)  # refused before anything is written to history
 
     @workflow.update
     async def reverse_payment(self, input: ReversePaymentInput) -> ReversePaymentResult:
@@ -167,13 +171,13 @@ class CustomerWorkflow:
     # --- signals: fire-and-forget, queued ----------------------------------------------
 
     @workflow.signal
-    def payment_posted(self, input: PostPaymentInput) -> None:
+    def payment_posted(self, input: ApplyPayment | PostPaymentInput) -> None:
         try:
-            _check_payment_shape(input)
+            command = self._command(input)
         except ValueError as err:
             workflow.logger.warning(f"ignoring malformed payment signal: {err}")
             return
-        self.entity.queue.append(CustomerOperation(kind="payment", payment=input))
+        self.entity.queue.append(CustomerOperation(kind="payment", payment=command))
 
     @workflow.signal
     def evaluate_service(self, signal: EvaluateServiceSignal) -> None:
@@ -222,7 +226,7 @@ class CustomerWorkflow:
     async def _run_queued(self, op: CustomerOperation) -> None:
         try:
             if op.kind == "payment" and op.payment is not None:
-                await self._apply_payment(op.payment)
+                await self._apply_payment(self._command(op.payment))
             elif op.kind == "evaluate_service" and op.evaluate is not None:
                 result = await self._transact(EVALUATE_SERVICE, op.evaluate.reason)
                 self._follow(result)
@@ -230,19 +234,38 @@ class CustomerWorkflow:
             # Bad input on the fire-and-forget path has nobody to answer to: log it.
             workflow.logger.warning(f"operation {op.kind} rejected: {err}")
 
-    async def _apply_payment(self, payment: PostPaymentInput) -> LedgerActivityResult:
-        if payment.received_at is None:
-            # Stamped here, deterministically, so a replay sees the same instant.
-            payment.received_at = workflow.now()
-        result = await self._transact(
-            APPLY_PAYMENT, f"payment {payment.processor}:{payment.payment_id}",
-            payment=payment, actor=payment.actor)
-        self._follow_payment(result, payment.processor, payment.payment_id,
+    def _command(self, payment: ApplyPayment | PostPaymentInput) -> ApplyPayment:
+        """The command itself, or the one ApplyPayment.build makes of a processor's
+        PostPaymentInput (its currency is the one the ledger's schema then holds to the
+        class's). Raises ValueError with SPEC 2.1's message."""
+        if isinstance(payment, ApplyPayment):
+            if payment.customer_id != self.entity.customer_id:
+                raise ValueError(f"payment for customer {payment.customer_id!r} sent to "
+                                 f"the workflow of {self.entity.customer_id!r}")
+            return payment
+        return ApplyPayment.build(
+            processor=payment.processor, payment_id=payment.payment_id,
+            customer_id=self.entity.customer_id, amount=payment.amount,
+            currency=payment.currency, class_currency=payment.currency,
+            class_name=self.entity.class_name or "", received_at=payment.received_at,
+            source=payment.source,  # type: ignore[arg-type]
+            actor=payment.actor)
+
+    async def _apply_payment(self, payment: ApplyPayment) -> PaymentOutcome:
+        # Stamped here, deterministically, so a replay sees the same instant.
+        command = payment.at(workflow.now())
+        reason = f"payment {command.processor}:{command.payment_id}"
+        async with self.lock:
+            self.entity.last_operation = f"{APPLY_PAYMENT}: {reason}"
+            result = await self._activity(APPLY_PAYMENT, [command],
+                                          PaymentOutcome)
+            self._publish(result)
+        self._follow_payment(result, command.processor, command.payment_id,
                              accepted=result.status == "accepted")
         return result
 
-    def _follow_payment(self, result: LedgerActivityResult, processor: str, payment_id: str,
-                        *, accepted: bool) -> None:
+    def _follow_payment(self, result: LedgerActivityResult | PaymentOutcome, processor: str,
+                        payment_id: str, *, accepted: bool) -> None:
         if not accepted:
             return
         receipt = None
@@ -258,9 +281,14 @@ class CustomerWorkflow:
 
     async def _ledger(self, activity: str, input: LedgerActivityInput) -> LedgerActivityResult:
         self.entity.last_operation = f"{activity}: {input.reason}"
+        result = await self._activity(activity, [input], LedgerActivityResult)
+        self._publish(result)
+        return result
+
+    async def _activity(self, activity: str, args: list[Any], result_type: type[T]) -> T:
         try:
-            result = await workflow.execute_activity(
-                activity, input, result_type=LedgerActivityResult,
+            return await workflow.execute_activity(
+                activity, args=args, result_type=result_type,
                 start_to_close_timeout=policies.LEDGER_TIMEOUT,
                 retry_policy=policies.LEDGER_RETRY,
             )
@@ -271,8 +299,6 @@ class CustomerWorkflow:
                 raise ApplicationError(cause.message, type=cause.type,
                                        non_retryable=True) from None
             raise
-        self._publish(result)
-        return result
 
     async def _start_invoice_workflow(self, number: str) -> StartInvoiceWorkflowResult:
         try:
@@ -290,8 +316,9 @@ class CustomerWorkflow:
                                        non_retryable=True) from None
             raise
 
-    def _follow(self, result: LedgerActivityResult, *, receipt_key: str | None = None,
-                processor: str | None = None, payment_id: str | None = None) -> None:
+    def _follow(self, result: LedgerActivityResult | PaymentOutcome, *,
+                receipt_key: str | None = None, processor: str | None = None,
+                payment_id: str | None = None) -> None:
         followup = Followup(changed=result.changed, transition=result.transition,
                             receipt_key=receipt_key, service_state=result.service_state,
                             processor=processor, payment_id=payment_id)
@@ -345,7 +372,7 @@ class CustomerWorkflow:
         self.sending = [(t, n) for t, n in self.sending if not t.done()]
         self.sending.append((asyncio.create_task(deliver(notification)), notification))
 
-    def _publish(self, result: LedgerActivityResult) -> None:
+    def _publish(self, result: LedgerActivityResult | PaymentOutcome) -> None:
         self.entity.service_state = result.service_state
         updates = [sa.SERVICE_STATE.value_set(result.service_state)]
         if result.class_name and result.class_name != self.entity.class_name:
@@ -358,12 +385,3 @@ class CustomerWorkflow:
             "waiting for: payments, reversals, re-runs and suspension times of its invoices"
         )
 
-
-def _check_payment_shape(input: PostPaymentInput) -> None:
-    """Cheap checks before anything is written to history; the activity checks the rest."""
-    if not input.processor or not input.payment_id:
-        raise ValueError("processor and payment_id are required")
-    if not isinstance(input.amount, str) or not input.amount:
-        raise ValueError("amount must be a decimal string")
-    if len(input.currency) != 3:
-        raise ValueError("currency must be an ISO 4217 code")

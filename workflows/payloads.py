@@ -19,6 +19,9 @@ from domain.effects import ServiceTransition as ServiceTransition
 from domain.ids import customer_workflow_id as customer_workflow_id
 from domain.ids import invoice_workflow_id as invoice_workflow_id
 from domain.ids import payment_update_id as payment_update_id
+from domain.payments import Actor as Actor
+from domain.payments import ApplyPayment as ApplyPayment
+from domain.payments import PaymentOutcome as PaymentOutcome
 
 # Activity names (defined in activities/, referenced by name from workflows/).
 APPLY_PAYMENT = "apply_payment"
@@ -46,17 +49,6 @@ class PlannedStep:
     kind: str
     key: str
     at: datetime
-
-
-@dataclass
-class Actor:
-    """Who asked for a change (audit trail, SPEC 2.7)."""
-
-    name: str
-    realm: str = "admin"
-    reason: str | None = None
-    request_id: str | None = None
-    on_behalf_of: str | None = None
 
 
 # --- InvoiceWorkflow -------------------------------------------------------------------
@@ -149,12 +141,16 @@ class CustomerWorkflowInput:
 
 @dataclass
 class PostPaymentInput:
+    """The payment a processor's own Temporal client sends (and what histories recorded
+    before ApplyPayment): a decimal string. The workflow builds the ApplyPayment from it
+    with ApplyPayment.build, the one check of a payment; nothing else reads it."""
+
     processor: str
     payment_id: str
-    amount: str  # decimal string in the class currency, validated again in the activity
+    amount: str  # decimal string in ``currency``
     currency: str
     received_at: datetime | None = None  # None: when the customer workflow applies it
-    body_hash: str = ""  # ignored: the activity computes the canonical fingerprint
+    body_hash: str = ""  # ignored: the ledger computes the canonical fingerprint
     source: str = "temporal"
     actor: Actor | None = None
 
@@ -269,7 +265,8 @@ class CustomerOperation:
     """A queued fire-and-forget operation (signal path) waiting for its turn."""
 
     kind: str  # "payment" | "evaluate_service"
-    payment: PostPaymentInput | None = None
+    # ApplyPayment; PostPaymentInput in states recorded before it (and from the signal).
+    payment: ApplyPayment | PostPaymentInput | None = None
     evaluate: EvaluateServiceSignal | None = None
 
 
@@ -291,7 +288,6 @@ class LedgerActivityInput:
 
     customer_id: str
     now: datetime  # the workflow's instant (time-skipping tests and production agree)
-    payment: PostPaymentInput | None = None
     reversal: ReversePaymentInput | None = None
     assignment: AssignPaymentInput | None = None
     dry_run: bool = False

@@ -26,7 +26,7 @@ from api.models import (
 from db.errors import DbError, UnknownPayment
 from domain.money import MoneyError
 from operations.errors import Conflict, NotFound, OperationError
-from operations.payments import PaymentRequest, post_payment, reverse_payment
+from operations.payments import post_payment, reverse_payment
 from settings import ApiIdentity
 
 router = APIRouter(route_class=SignedRoute, dependencies=signed, tags=["payments"])
@@ -66,15 +66,11 @@ PaymentId = Annotated[str, path_segment("the processor's payment id"), Printable
 async def payment_webhook(payment: PaymentIn, request: Request,
                           response: Response) -> PaymentOut:
     require_signer(request, payment.processor)
-    command = PaymentRequest(
-        processor=payment.processor, payment_id=payment.payment_id,
-        customer_id=payment.customer_id, amount=payment.amount, currency=payment.currency,
-        received_at=payment.received_at, source="api",
-    )
     try:
         # No audit: a processor is not a person; the payment row (or the unmatched row,
         # for a customer nobody knows) is the record. By hand (CLI) both are audited.
-        result = await run_operation(request, lambda ctx: post_payment(ctx, command, None))
+        result = await run_operation(
+            request, lambda ctx: post_payment(ctx, payment, None, source="api"))
     except Conflict as err:
         PAYMENTS.labels("conflict").inc()
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(err)) from None

@@ -13,8 +13,9 @@ from psycopg.rows import dict_row
 from db.classes import ClassSpec, upsert_class
 from db.customers import NewCustomer, add_customer
 from db.invoices import mark_suspension_reached
-from db.ledger import ApplyPayment, ApplyPaymentResult, IssueInvoice, apply_payment
+from db.ledger import ApplyPaymentResult, IssueInvoice, apply_payment
 from db.rows import AuditInfo
+from domain.payments import Actor, ApplyPayment
 from domain.schedule import overdue_instant, parse_due
 
 ADMIN = AuditInfo(actor="alice", realm="admin", reason="test", request_id="req-1")
@@ -54,17 +55,21 @@ def invoice(number: str, charges: int, issued: str, due: str, customer: str = "c
 
 
 def payment(payment_id: str, amount: int, received: str, customer: str = "c1", *,
-            currency: str = "USD", now: str | None = None, body: str | None = None,
-            processor: str = "stripe", **extra: object) -> ApplyPayment:
-    body = body or f"{processor}/{payment_id}/{customer}/{amount}/{currency}/{received}"
+            currency: str = "USD", processor: str = "stripe",
+            actor: Actor | None = None) -> ApplyPayment:
+    """The command as the ledger takes it (built unchecked: the ledger's own guards are
+    what these tests exercise; ApplyPayment.build is tested in tests/unit)."""
     return ApplyPayment(
         processor=processor, payment_id=payment_id, customer_id=customer, amount=amount,
-        currency=currency, received_at=at(received), body_hash=sha(body),
-        source="api", now=at(now or received), **extra)  # type: ignore[arg-type]
+        currency=currency, received_at=at(received), source="api", actor=actor)
 
 
-async def pay(conn: psycopg.AsyncConnection, *args: object, **kwargs: object) -> ApplyPaymentResult:
-    return await apply_payment(conn, payment(*args, **kwargs))  # type: ignore[arg-type]
+async def pay(conn: psycopg.AsyncConnection, payment_id: str, amount: int, received: str,
+              customer: str = "c1", *, now: str | None = None, token: str | None = None,
+              body: str | None = None, **kwargs: object) -> ApplyPaymentResult:
+    """``body``: ignored (the ledger fingerprints the command itself)."""
+    cmd = payment(payment_id, amount, received, customer, **kwargs)  # type: ignore[arg-type]
+    return await apply_payment(conn, cmd, now=at(now or received), token=token)
 
 
 async def reach_suspension(conn: psycopg.AsyncConnection, number: str, when: str,

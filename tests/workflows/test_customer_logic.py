@@ -24,14 +24,15 @@ from workflows.payloads import (
     APPLY_SERVICE_STATE,
     REOPEN_INVOICE,
     SEND_NOTIFICATION,
+    ApplyPayment,
     ApplyServiceStateInput,
     ApplyServiceStateResult,
     CustomerOperation,
     CustomerWorkflowInput,
     InvoiceFacts,
     InvoiceReevaluatedSignal,
-    LedgerActivityInput,
     LedgerActivityResult,
+    PaymentOutcome,
     PostPaymentInput,
     ReopenInvoiceInput,
     ReopenInvoiceResult,
@@ -69,7 +70,7 @@ class StubInvoiceWorkflow:
 @dataclass
 class FakeLedger:
     outcome: LedgerActivityResult
-    payments: list[LedgerActivityInput] = field(default_factory=list)
+    payments: list[ApplyPayment] = field(default_factory=list)
     transitions: list[ApplyServiceStateInput] = field(default_factory=list)
     reopened: list[str] = field(default_factory=list)
     mails: list[SendNotificationInput] = field(default_factory=list)
@@ -77,11 +78,14 @@ class FakeLedger:
     held: dict[str, asyncio.Event] = field(default_factory=dict)
 
     @activity.defn(name=APPLY_PAYMENT)
-    async def apply_payment(self, input: LedgerActivityInput) -> LedgerActivityResult:
-        self.payments.append(input)
-        if input.payment is not None and input.payment.payment_id in self.held:
-            await self.held[input.payment.payment_id].wait()
-        return self.outcome
+    async def apply_payment(self, payment: ApplyPayment) -> PaymentOutcome:
+        self.payments.append(payment)
+        if payment.payment_id in self.held:
+            await self.held[payment.payment_id].wait()
+        o = self.outcome
+        return PaymentOutcome(status=o.status, service_state=o.service_state,
+                              balance=o.balance, changed=o.changed, transition=o.transition,
+                              payment_receipts=o.payment_receipts, class_name=o.class_name)
 
     @activity.defn(name=APPLY_SERVICE_STATE)
     async def apply_service_state(self, input: ApplyServiceStateInput
@@ -170,7 +174,8 @@ async def test_payment_that_resumes_service(temporal_env) -> None:
         "payment_received": ids.payment_receipt_key("card", "p1"),
     }
     (payment,) = fake.payments
-    assert payment.payment is not None and payment.payment.received_at is not None
+    assert payment.customer_id == customer_id and payment.amount == 1500
+    assert payment.received_at is not None and payment.applied_at is not None
 
 
 async def test_open_invoice_without_a_workflow_is_reopened(temporal_env) -> None:
@@ -268,8 +273,10 @@ async def test_continue_as_new_hands_the_whole_state_to_the_next_run(temporal_en
     assert (carried.customer_id, carried.service_state, carried.class_name) == (
         customer_id, "suspended", "Residential")
     assert carried.last_operation == "apply_payment: payment card:p2"
-    assert carried.queue == [CustomerOperation(kind="payment", payment=payment("p3"))]
+    assert carried.queue == [CustomerOperation(kind="payment", payment=ApplyPayment(
+        processor="card", payment_id="p3", customer_id=customer_id, amount=1500,
+        currency="USD"))]
     assert (carried.followups, carried.mails, carried.max_history_events) == ([], [], 5)
-    assert [p.payment.payment_id for p in fake.payments if p.payment] == ["p1", "p2", "p3"]
+    assert [p.payment_id for p in fake.payments] == ["p1", "p2", "p3"]
     assert (state.customer_id, state.service_state, state.queued) == (
         customer_id, "suspended", 0)
