@@ -301,20 +301,9 @@ class CustomerWorkflow:
             raise
 
     async def _start_invoice_workflow(self, number: str) -> StartInvoiceWorkflowResult:
-        try:
-            return await workflow.execute_activity(
-                START_INVOICE_WORKFLOW,
-                StartInvoiceWorkflowInput(self.entity.customer_id, number),
-                result_type=StartInvoiceWorkflowResult,
-                start_to_close_timeout=policies.LEDGER_TIMEOUT,
-                retry_policy=policies.LEDGER_RETRY,
-            )
-        except ActivityError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError):
-                raise ApplicationError(cause.message, type=cause.type,
-                                       non_retryable=True) from None
-            raise
+        return await self._activity(
+            START_INVOICE_WORKFLOW, [StartInvoiceWorkflowInput(self.entity.customer_id, number)],
+            StartInvoiceWorkflowResult)
 
     def _follow(self, result: LedgerActivityResult | PaymentOutcome, *,
                 receipt_key: str | None = None, processor: str | None = None,
