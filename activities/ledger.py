@@ -151,20 +151,12 @@ class LedgerActivities:
                             ) -> StartInvoiceWorkflowResult:
         """Start the workflow of a recorded invoice unless it exists (idempotent); retried
         by the caller's policy until it succeeds, so no invoice stays without one."""
-        async with self.pool.connection() as conn:
-            customer, klass = await self._customer(conn, input.customer_id)
-            invoice = await get_invoice(conn, input.customer_id, input.invoice_number)
+        invoice, klass, state = await self._invoice(input.customer_id, input.invoice_number)
         if invoice is None:
             raise ApplicationError(
                 f"invoice {input.invoice_number} of {input.customer_id} not found",
                 type=policies.NOT_FOUND, non_retryable=True)
-        try:
-            started = await start_invoice_workflow(
-                self.client, self.task_queue, invoice, klass, customer.service_state,
-                planned_steps(invoice, klass))
-        except (InvoiceWorkflowNotStarted, RuntimeError):  # refused, or no server
-            metrics.WORKFLOW_START_FAILURES.inc()
-            raise  # retried by the workflow's policy until the invoice has its workflow
+        started = await self._start(invoice, klass, state, reopen=False)
         return StartInvoiceWorkflowResult(workflow=started)
 
     @activity.defn(name=APPLY_PAYMENT)
@@ -298,18 +290,10 @@ class LedgerActivities:
     @activity.defn(name=REOPEN_INVOICE)
     async def reopen_invoice(self, input: ReopenInvoiceInput) -> ReopenInvoiceResult:
         """Start the lifecycle of an invoice again after a reversal opened it (idempotent)."""
-        async with self.pool.connection() as conn:
-            customer, klass = await self._customer(conn, input.customer_id)
-            invoice = await get_invoice(conn, input.customer_id, input.invoice_number)
+        invoice, klass, state = await self._invoice(input.customer_id, input.invoice_number)
         if invoice is None or invoice.payment_status == "paid":
             return ReopenInvoiceResult(started=False)
-        try:
-            started = await start_invoice_workflow(
-                self.client, self.task_queue, invoice, klass, customer.service_state,
-                planned_steps(invoice, klass), reopen=True)
-        except InvoiceWorkflowNotStarted:
-            metrics.WORKFLOW_START_FAILURES.inc()
-            raise  # retried by the activity's policy: the invoice must get its lifecycle
+        started = await self._start(invoice, klass, state, reopen=True)
         return ReopenInvoiceResult(started=started == "started")
 
     @activity.defn(name=REACH_SUSPENSION)
@@ -327,6 +311,27 @@ class LedgerActivities:
                 reason=f"invoice {input.invoice_number} reached its suspension time",
                 invoice_number=input.invoice_number))
         return ReachSuspensionResult(recorded=recorded)
+
+    async def _invoice(self, customer_id: str, number: str
+                       ) -> tuple[InvoiceRow | None, ClassRow, str]:
+        """The invoice, its class and the customer's service state, for starting its
+        workflow."""
+        async with self.pool.connection() as conn:
+            customer, klass = await self._customer(conn, customer_id)
+            invoice = await get_invoice(conn, customer_id, number)
+        return invoice, klass, customer.service_state
+
+    async def _start(self, invoice: InvoiceRow, klass: ClassRow, service_state: str, *,
+                     reopen: bool) -> str:
+        """Start the invoice's workflow; a refusal (or no server) is counted and raised, so
+        the caller's retry policy keeps trying until the invoice has its workflow."""
+        try:
+            return await start_invoice_workflow(
+                self.client, self.task_queue, invoice, klass, service_state,
+                planned_steps(invoice, klass), reopen=reopen)
+        except (InvoiceWorkflowNotStarted, RuntimeError):
+            metrics.WORKFLOW_START_FAILURES.inc()
+            raise
 
     async def _customer(self, conn: AsyncConnection,
                         customer_id: str) -> tuple[CustomerRow, ClassRow]:

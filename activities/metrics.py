@@ -75,14 +75,13 @@ class _Server(ThreadingHTTPServer):
 class MetricsServer:
     """`GET /metrics`: this process's prometheus_client registry, then the SDK's text."""
 
-    def __init__(self, host: str, port: int, sdk_url: str | None = None) -> None:
+    def __init__(self, host: str, port: int) -> None:
         try:
             self._server = _Server((host, port), _Handler)
         except OSError as err:
             raise MetricsBindError(
                 f"cannot serve worker metrics on {host}:{port}: {err.strerror or err}"
             ) from None
-        self._server.sdk_url = sdk_url
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="metrics-http", daemon=True)
 

@@ -10,6 +10,8 @@ import psycopg
 from temporalio.client import Client
 
 from client.connect import connect
+from db.rows import AuditInfo
+from domain.payments import Actor
 from settings import Settings
 
 
@@ -31,3 +33,11 @@ async def open_context(settings: Settings, client: Client | None = None) -> Asyn
     async with await psycopg.AsyncConnection.connect(settings.database_url,
                                                      autocommit=True) as conn:
         yield Context(settings=settings, conn=conn, _client=client)
+
+
+def actor_of(audit: AuditInfo | None, on_behalf_of: str | None = None) -> Actor | None:
+    """Who asks, as the workflows carry it (the audit record's actor, realm and reason)."""
+    if audit is None:
+        return None
+    return Actor(name=audit.actor, realm=audit.realm, reason=audit.reason,
+                 request_id=audit.request_id, on_behalf_of=on_behalf_of)

@@ -25,9 +25,9 @@ from db.rows import AuditInfo
 from domain.ids import invoice_workflow_id
 from domain.money import currency, format_amount, parse_amount
 from domain.schedule import overdue_instant, parse_due, parse_when, suspension_instant
-from operations.context import Context
+from operations.context import Context, actor_of
 from operations.errors import Conflict, NotFound, OperationError
-from workflows.payloads import Actor, IssuedInvoice, IssueInvoiceInput
+from workflows.payloads import IssuedInvoice, IssueInvoiceInput
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ async def issue_invoice(ctx: Context, request: IssueRequest, audit: AuditInfo | 
     invoice = IssueInvoiceInput(
         number=request.number, new_charges=new_charges, issued_at=issued_at,
         due_text=request.due.strip(), overdue_at=overdue_at, suspend_at=suspend_at,
-        actor=_actor(audit, customer.id))
+        actor=actor_of(audit, customer.id))
     try:
         client = client or await ctx.client()
         result = await customers.issue_invoice(client, ctx.settings.task_queue, customer.id,
@@ -85,13 +85,6 @@ async def issue_invoice(ctx: Context, request: IssueRequest, audit: AuditInfo | 
                        f"{', '.join(result.conflict_fields)}; nothing changed")
     return invoice_document(result.invoice, klass.currency, result.status,
                             result.workflow or "")
-
-
-def _actor(audit: AuditInfo | None, on_behalf_of: str) -> Actor | None:
-    if audit is None:
-        return None
-    return Actor(name=audit.actor, realm=audit.realm, reason=audit.reason,
-                 request_id=audit.request_id, on_behalf_of=on_behalf_of)
 
 
 def invoice_document(invoice: IssuedInvoice, currency_code: str, status: str,

@@ -27,7 +27,7 @@ from db.unmatched import RecordUnmatched, get_unmatched, record_unmatched
 from db.unmatched import list_unmatched as db_list_unmatched
 from domain.money import currency, format_amount
 from domain.payments import ApplyPayment, PaymentOutcome
-from operations.context import Context
+from operations.context import Context, actor_of
 from operations.errors import Conflict, NotFound, OperationError
 from workflows.payloads import (
     Actor,
@@ -64,13 +64,6 @@ class PaymentInput(Protocol):
     def currency(self) -> str | None: ...
     @property
     def received_at(self) -> str | datetime | None: ...
-
-
-def _actor(audit: AuditInfo | None, on_behalf_of: str | None = None) -> Actor | None:
-    if audit is None:
-        return None
-    return Actor(name=audit.actor, realm=audit.realm, reason=audit.reason,
-                 request_id=audit.request_id, on_behalf_of=on_behalf_of)
 
 
 def _build(request: PaymentInput, source: str, class_currency: str, class_name: str,
@@ -111,14 +104,8 @@ async def post_payment(ctx: Context, request: PaymentInput, audit: AuditInfo | N
         return await _unmatched(ctx, request, source, audit)
     customer, klass = found
     command = _build(request, source, klass.currency, klass.name, klass.timezone,
-                     _actor(audit, customer.id))
+                     actor_of(audit, customer.id))
 
-    # The cheap answer to a payment sent again later: no lock, no Temporal; the ledger's
-    # own duplicate rule (the transaction decides with it again, under the lock).
-    if await _known(ctx, command) is not None:
-        return _duplicate(command)
-
-    client = client or await ctx.client()
     # An update id of its own for each delivery: with one id per payment, Temporal handed
     # every concurrent delivery the first one's "accepted" (SPEC 4.3 wants one accepted,
     # the rest duplicate). The ledger transaction decides instead, by payment id and body.
@@ -127,9 +114,12 @@ async def post_payment(ctx: Context, request: PaymentInput, audit: AuditInfo | N
         # Deliveries sent at once to this process wait for the first one's answer, then
         # find its payment committed: a storm costs one workflow update, not one each (a
         # workflow admits only ~10 in flight). Other processes' deliveries still reach the
-        # workflow, whose ledger transaction answers them the same way.
+        # workflow, whose ledger transaction answers them the same way. A payment sent
+        # again later is answered here too, without Temporal: the ledger's own duplicate
+        # rule (the transaction decides with it again).
         if await _known(ctx, command) is not None:
             return _duplicate(command)
+        client = client or await ctx.client()
         try:
             outcome = await customers.post_payment(client, ctx.settings.task_queue, command,
                                                    delivery=delivery)
@@ -214,7 +204,7 @@ async def reverse_payment(ctx: Context, processor: str, payment_id: str,
         result = await customers.reverse_payment(
             client, ctx.settings.task_queue, payment.customer_id,
             ReversePaymentInput(processor=processor, payment_id=payment_id,
-                                actor=_actor(audit, payment.customer_id)))
+                                actor=actor_of(audit, payment.customer_id)))
     except UpdateRefused as err:
         raise OperationError(str(err)) from None
     return {"status": result.status, "processor": processor, "payment_id": payment_id,
@@ -249,7 +239,7 @@ async def assign_unmatched(ctx: Context, processor: str | None, payment_id: str,
         result = await customers.assign_payment(
             client, ctx.settings.task_queue, customer_id,
             AssignPaymentInput(processor=row.processor, payment_id=row.payment_id,
-                               actor=_actor(audit, customer_id)))
+                               actor=actor_of(audit, customer_id)))
     except UpdateRefused as err:
         raise OperationError(str(err)) from None
     return {"status": result.status, "processor": row.processor, "payment_id": payment_id,

@@ -11,9 +11,9 @@ from db.audit import class_target, customer_target, record_audit
 from db.classes import get_class
 from db.customers import get_customer
 from db.rows import AuditEntry, AuditInfo
-from operations.context import Context
+from operations.context import Context, actor_of
 from operations.errors import NotFound
-from workflows.payloads import Actor, RerunInput, RerunProgress
+from workflows.payloads import RerunInput, RerunProgress
 
 
 async def start_rerun(ctx: Context, class_name: str | None, customer_id: str | None,
@@ -23,8 +23,7 @@ async def start_rerun(ctx: Context, class_name: str | None, customer_id: str | N
     if customer_id is not None and await get_customer(ctx.conn, customer_id) is None:
         raise NotFound(f"unknown customer {customer_id!r}")
     workflow_id = rerun_workflow_id(class_name, customer_id, dry_run)
-    actor = Actor(name=audit.actor, realm=audit.realm, reason=audit.reason,
-                  request_id=audit.request_id, on_behalf_of=customer_id)
+    actor = actor_of(audit, customer_id)
     if not dry_run:
         # The request itself is audited; each customer's changes are audited by its
         # own transaction as the workflow goes.

@@ -12,32 +12,23 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 
-from temporalio import activity, workflow
+from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateStage
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from domain import ids
+from tests.workflows.fakes import EffectActivities, StubInvoiceWorkflow, eventually
 from workflows.customer import CustomerWorkflow
 from workflows.payloads import (
     APPLY_PAYMENT,
-    APPLY_SERVICE_STATE,
-    REOPEN_INVOICE,
-    SEND_NOTIFICATION,
     ApplyPayment,
-    ApplyServiceStateInput,
-    ApplyServiceStateResult,
     CustomerOperation,
     CustomerWorkflowInput,
     InvoiceFacts,
-    InvoiceReevaluatedSignal,
     LedgerActivityResult,
     PaymentOutcome,
     PostPaymentInput,
-    ReopenInvoiceInput,
-    ReopenInvoiceResult,
-    SendNotificationInput,
-    SendNotificationResult,
     ServiceTransition,
 )
 
@@ -47,33 +38,10 @@ JUNE_OPEN = InvoiceFacts(number="JUNE", remaining=500, collection_status="do_not
                          payment_status="partially_paid", paid=False)
 
 
-@workflow.defn(name="StubInvoice")
-class StubInvoiceWorkflow:
-    """Stands in for a running InvoiceWorkflow: keeps the signals it receives."""
-
-    def __init__(self) -> None:
-        self.received: list[InvoiceReevaluatedSignal] = []
-
-    @workflow.run
-    async def run(self) -> None:
-        await workflow.wait_condition(lambda: False)
-
-    @workflow.signal
-    def reevaluated(self, signal: InvoiceReevaluatedSignal) -> None:
-        self.received.append(signal)
-
-    @workflow.query
-    def signals(self) -> list[InvoiceReevaluatedSignal]:
-        return self.received
-
-
 @dataclass
-class FakeLedger:
+class FakeLedger(EffectActivities):
     outcome: LedgerActivityResult
     payments: list[ApplyPayment] = field(default_factory=list)
-    transitions: list[ApplyServiceStateInput] = field(default_factory=list)
-    reopened: list[str] = field(default_factory=list)
-    mails: list[SendNotificationInput] = field(default_factory=list)
     # Payments whose transaction waits until the test sets the event.
     held: dict[str, asyncio.Event] = field(default_factory=dict)
 
@@ -87,33 +55,8 @@ class FakeLedger:
                               balance=o.balance, changed=o.changed, transition=o.transition,
                               payment_receipts=o.payment_receipts, class_name=o.class_name)
 
-    @activity.defn(name=APPLY_SERVICE_STATE)
-    async def apply_service_state(self, input: ApplyServiceStateInput
-                                  ) -> ApplyServiceStateResult:
-        self.transitions.append(input)
-        return ApplyServiceStateResult(provisioned=True, detail="test")
-
-    @activity.defn(name=REOPEN_INVOICE)
-    async def reopen_invoice(self, input: ReopenInvoiceInput) -> ReopenInvoiceResult:
-        self.reopened.append(input.invoice_number)
-        return ReopenInvoiceResult(started=True)
-
-    @activity.defn(name=SEND_NOTIFICATION)
-    async def send_notification(self, input: SendNotificationInput) -> SendNotificationResult:
-        self.mails.append(input)
-        return SendNotificationResult(key=input.key, status="sent")
-
     def all(self) -> list:
-        return [self.apply_payment, self.apply_service_state, self.reopen_invoice,
-                self.send_notification]
-
-
-async def eventually(check, what: str) -> None:
-    for _ in range(200):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+        return [self.apply_payment, *self.effects()]
 
 
 def payment(payment_id: str) -> PostPaymentInput:

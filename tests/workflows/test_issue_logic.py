@@ -18,26 +18,18 @@ from temporalio.worker import Worker
 
 from client.customers import issue_invoice
 from domain import ids
-from tests.workflows.test_customer_logic import JUNE_OPEN, StubInvoiceWorkflow, eventually
+from tests.workflows.fakes import EffectActivities, StubInvoiceWorkflow, eventually
+from tests.workflows.test_customer_logic import JUNE_OPEN
 from workflows.customer import CustomerWorkflow
 from workflows.payloads import (
-    APPLY_SERVICE_STATE,
     EVALUATE_SERVICE,
     ISSUE_INVOICE,
-    REOPEN_INVOICE,
-    SEND_NOTIFICATION,
     START_INVOICE_WORKFLOW,
-    ApplyServiceStateInput,
-    ApplyServiceStateResult,
     InvoiceFacts,
     IssuedInvoice,
     IssueInvoiceInput,
     LedgerActivityInput,
     LedgerActivityResult,
-    ReopenInvoiceInput,
-    ReopenInvoiceResult,
-    SendNotificationInput,
-    SendNotificationResult,
     ServiceTransition,
     StartInvoiceWorkflowInput,
     StartInvoiceWorkflowResult,
@@ -61,15 +53,12 @@ def issued(status: str, changed: list[InvoiceFacts], **extra) -> LedgerActivityR
 
 
 @dataclass
-class FakeLedger:
+class FakeLedger(EffectActivities):
     outcome: LedgerActivityResult
     evaluation: LedgerActivityResult | None = None
     issues: list[LedgerActivityInput] = field(default_factory=list)
     starts: list[str] = field(default_factory=list)
     evaluations: list[str] = field(default_factory=list)
-    reopened: list[str] = field(default_factory=list)
-    transitions: list[ApplyServiceStateInput] = field(default_factory=list)
-    mails: list[SendNotificationInput] = field(default_factory=list)
     # Attempts of the start that fail before one succeeds (Temporal away, say).
     failing_starts: int = 0
     started: int = 0
@@ -96,25 +85,9 @@ class FakeLedger:
         assert self.evaluation is not None
         return self.evaluation
 
-    @activity.defn(name=REOPEN_INVOICE)
-    async def reopen_invoice(self, input: ReopenInvoiceInput) -> ReopenInvoiceResult:
-        self.reopened.append(input.invoice_number)
-        return ReopenInvoiceResult(started=True)
-
-    @activity.defn(name=APPLY_SERVICE_STATE)
-    async def apply_service_state(self, input: ApplyServiceStateInput
-                                  ) -> ApplyServiceStateResult:
-        self.transitions.append(input)
-        return ApplyServiceStateResult(provisioned=True, detail="test")
-
-    @activity.defn(name=SEND_NOTIFICATION)
-    async def send_notification(self, input: SendNotificationInput) -> SendNotificationResult:
-        self.mails.append(input)
-        return SendNotificationResult(key=input.key, status="sent")
-
     def all(self) -> list:
         return [self.issue_invoice, self.start_invoice, self.evaluate_service,
-                self.reopen_invoice, self.apply_service_state, self.send_notification]
+                *self.effects()]
 
 
 def april() -> IssueInvoiceInput:

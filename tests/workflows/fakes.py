@@ -1,0 +1,83 @@
+"""Test doubles shared by the workflow-logic tests (activities replaced, real dev server).
+
+``EffectActivities`` records what a CustomerWorkflow does with an outcome's effects
+(reopen an invoice, provisioning, mail), registered under the real activity names;
+``StubInvoiceWorkflow`` stands in for a running invoice workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from temporalio import activity, workflow
+
+from workflows.payloads import (
+    APPLY_SERVICE_STATE,
+    REOPEN_INVOICE,
+    SEND_NOTIFICATION,
+    ApplyServiceStateInput,
+    ApplyServiceStateResult,
+    InvoiceReevaluatedSignal,
+    ReopenInvoiceInput,
+    ReopenInvoiceResult,
+    SendNotificationInput,
+    SendNotificationResult,
+)
+
+
+@workflow.defn(name="StubInvoice")
+class StubInvoiceWorkflow:
+    """Stands in for a running InvoiceWorkflow: keeps the signals it receives."""
+
+    def __init__(self) -> None:
+        self.received: list[InvoiceReevaluatedSignal] = []
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal
+    def reevaluated(self, signal: InvoiceReevaluatedSignal) -> None:
+        self.received.append(signal)
+
+    @workflow.query
+    def signals(self) -> list[InvoiceReevaluatedSignal]:
+        return self.received
+
+
+@dataclass
+class EffectActivities:
+    """The effect activities, recording each call."""
+
+    # Keyword-only, so subclasses may add positional fields of their own.
+    transitions: list[ApplyServiceStateInput] = field(default_factory=list, kw_only=True)
+    reopened: list[str] = field(default_factory=list, kw_only=True)
+    mails: list[SendNotificationInput] = field(default_factory=list, kw_only=True)
+
+    @activity.defn(name=APPLY_SERVICE_STATE)
+    async def apply_service_state(self, input: ApplyServiceStateInput
+                                  ) -> ApplyServiceStateResult:
+        self.transitions.append(input)
+        return ApplyServiceStateResult(provisioned=True, detail="test")
+
+    @activity.defn(name=REOPEN_INVOICE)
+    async def reopen_invoice(self, input: ReopenInvoiceInput) -> ReopenInvoiceResult:
+        self.reopened.append(input.invoice_number)
+        return ReopenInvoiceResult(started=True)
+
+    @activity.defn(name=SEND_NOTIFICATION)
+    async def send_notification(self, input: SendNotificationInput) -> SendNotificationResult:
+        self.mails.append(input)
+        return SendNotificationResult(key=input.key, status="sent")
+
+    def effects(self) -> list:
+        return [self.apply_service_state, self.reopen_invoice, self.send_notification]
+
+
+async def eventually(check, what: str) -> None:
+    for _ in range(200):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
