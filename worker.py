@@ -24,9 +24,9 @@ from activities.notifications.message import Sender
 from client.connect import ensure_search_attributes
 from db.pool import open_pool
 from settings import Settings, get_settings
-from workflows.customer import CustomerWorkflow
-from workflows.invoice import InvoiceWorkflow
-from workflows.rerun import RerunWorkflow
+from workflows.collection.invoice import InvoiceWorkflow
+from workflows.collection.rerun import RerunWorkflow
+from workflows.ledger.customer import CustomerWorkflow
 
 log = logging.getLogger("dunning.worker")
 

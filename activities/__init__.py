@@ -8,12 +8,12 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
-from activities.ledger import LedgerActivities
-from activities.mail import MailActivities
+from activities.collection.provisioning import ProvisioningActivities
+from activities.collection.reruns import RerunActivities
+from activities.ledger.transactions import LedgerActivities
 from activities.notifications.mailer import Mailer
 from activities.notifications.message import Sender
-from activities.provisioning import ProvisioningActivities
-from activities.reruns import RerunActivities
+from activities.notifications.send import MailActivities
 
 
 def build_activities(*, pool: AsyncConnectionPool, mailer: Mailer, client: Client,

@@ -60,7 +60,7 @@ def audit_info(request: Request, identity: ApiIdentity, reason: str | None) -> A
 def invalid(error: Exception) -> RequestValidationError:
     """A refusal by operations/domain (needs the database, e.g. the class currency) in the
     same 422 shape as a field error, so clients parse one format."""
-    field = getattr(error, "field", None)  # domain.payments.InvalidPayment names it
+    field = getattr(error, "field", None)  # domain.ledger.payments.InvalidPayment names it
     return RequestValidationError([{
         "type": "value_error", "loc": ("body", field) if field else ("body",),
         "msg": str(error), "input": None,

@@ -2,7 +2,7 @@
 
 Field rules live here; money rules live in ``domain.money`` and are only *called* here. A
 payment's amount, currency and received_at are checked by ``ApplyPayment.build``
-(domain/payments.py) only, whose refusals name their field (api.deps.invalid).
+(domain/ledger/payments.py) only, whose refusals name their field (api.deps.invalid).
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ class PaymentIn(_Strict):
         description="ISO 8601 date-time with offset, or a date (the start of that day in "
                     "the customer's class time zone); absent: when Dunning applies it",
         examples=["2026-07-02T09:30:00+00:00", "2026-07-02T07:30:00Z", "2026-07-02"])] = None
-    # Amount, currency and received_at are checked by ApplyPayment.build (domain/payments.py),
-    # the one place; its refusal names the field (api.deps.invalid).
+    # Amount, currency and received_at are checked by ApplyPayment.build
+    # (domain/ledger/payments.py), the one place; its refusal names the field (api.deps.invalid).
 
 
 class PaymentOut(BaseModel):

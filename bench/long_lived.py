@@ -41,7 +41,7 @@ from bench.common import (
 )
 from operations.invoices import issue_invoice
 from operations.status import customer_status
-from workflows.invoice import InvoiceWorkflow
+from workflows.collection.invoice import InvoiceWorkflow
 from workflows.payloads import invoice_workflow_id
 
 SAMPLES = 200

@@ -23,7 +23,7 @@ from domain.ids import (
     reversal_update_id,
 )
 from workflows import search_attributes as sa
-from workflows.customer import CustomerWorkflow
+from workflows.ledger.customer import CustomerWorkflow
 from workflows.payloads import (
     ApplyPayment,
     AssignPaymentInput,

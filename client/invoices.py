@@ -16,11 +16,11 @@ from temporalio.service import RPCError
 
 from client.connect import registering
 from db.rows import ClassRow, InvoiceRow
+from domain.collection.schedule import Policy, plan_steps
 from domain.ids import invoice_workflow_id
 from domain.money import currency, format_amount
-from domain.schedule import Policy, plan_steps
 from workflows import search_attributes as sa
-from workflows.invoice import InvoiceWorkflow
+from workflows.collection.invoice import InvoiceWorkflow
 from workflows.payloads import (
     InvoiceFacts,
     InvoiceWorkflowInput,

@@ -1,4 +1,5 @@
-"""Customers: add and read. Balance, credit and service state are written by db/ledger.py."""
+"""Customers: add and read. Balance, credit and service state are written by
+db/ledger/transactions.py."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ class InvoiceRow:
     # for the partial indexes of 001_schema.sql, whose predicate the queries repeat.)
     created_at: datetime
     updated_at: datetime
-    # Set by the invoice's workflow when its timer for S fires (db/invoices.py, 002).
+    # Set by the invoice's workflow when its timer for S fires (db/collection/invoices.py, 002).
     suspension_reached_at: datetime | None = None
 
 

@@ -62,25 +62,3 @@ def invoice_update_id(customer_id: str, number: str, delivery: str | None = None
 
 def assignment_update_id(processor: str, payment_id: str) -> str:
     return join("assign", processor, payment_id)
-
-
-# --- notification keys (the outbox's at-most-once key, SPEC 2.6) ------------------------
-
-
-def invoice_notification_key(customer_id: str, number: str, step: str) -> str:
-    """``step`` is ``invoice_issued`` or a step key of the schedule (``due_reminder:3d``)."""
-    # The step key is ours (never user input) and may itself hold ":" separators.
-    return f"{join('invoice', customer_id, number)}:{step}"
-
-
-def payment_receipt_key(processor: str, payment_id: str) -> str:
-    return f"{join('payment', processor, payment_id)}:payment_received"
-
-
-def service_notification_key(customer_id: str, event_id: int, kind: str) -> str:
-    return f"{join('service', customer_id, str(event_id))}:{kind}"
-
-
-def resend_key(root_key: str, number: int) -> str:
-    # The root key is already built by the rules above.
-    return f"{root_key}:resend:{number}"

@@ -10,7 +10,7 @@ from typing import Any
 from db.classes import ClassSpec, UpsertClassResult, class_spec, get_class, upsert_class
 from db.rows import AuditInfo, ClassRow
 from domain.money import currency, format_amount, parse_amount
-from domain.schedule import format_duration, parse_duration
+from domain.when import format_duration, parse_duration
 from operations.context import Context
 from operations.errors import NotFound, OperationError
 

@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from client.connect import connect
 from db.rows import AuditInfo
-from domain.payments import Actor
+from domain.ledger.payments import Actor
 from settings import Settings
 
 

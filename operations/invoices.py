@@ -22,9 +22,10 @@ from client.customers import UpdateRefused
 from client.invoices import class_policy
 from db.customers import get_customer_with_class
 from db.rows import AuditInfo
+from domain.collection.schedule import suspension_instant
 from domain.ids import invoice_workflow_id
 from domain.money import currency, format_amount, parse_amount
-from domain.schedule import overdue_instant, parse_due, parse_when, suspension_instant
+from domain.when import overdue_instant, parse_due, parse_when
 from operations.context import Context, actor_of
 from operations.errors import Conflict, NotFound, OperationError
 from workflows.payloads import IssuedInvoice, IssueInvoiceInput

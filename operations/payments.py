@@ -19,14 +19,14 @@ from temporalio.client import Client
 
 from client import customers
 from client.customers import UpdateRefused
-from db import ledger
 from db.customers import get_customer_with_class
-from db.payments import get_payment
+from db.ledger import transactions as ledger
+from db.ledger.payments import get_payment
+from db.ledger.unmatched import RecordUnmatched, get_unmatched, record_unmatched
+from db.ledger.unmatched import list_unmatched as db_list_unmatched
 from db.rows import AuditInfo
-from db.unmatched import RecordUnmatched, get_unmatched, record_unmatched
-from db.unmatched import list_unmatched as db_list_unmatched
+from domain.ledger.payments import ApplyPayment, PaymentOutcome
 from domain.money import currency, format_amount
-from domain.payments import ApplyPayment, PaymentOutcome
 from operations.context import Context, actor_of
 from operations.errors import Conflict, NotFound, OperationError
 from workflows.payloads import (

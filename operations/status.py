@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from db.collection.status import customer_status as status_document
 from db.rows import AuditInfo
-from db.status import customer_status as status_document
 from operations.context import Context
 
 

@@ -11,17 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-# Defined once in the domain and re-exported (``as``), never copied: the outcome of a
-# ledger change, and the ids (domain.ids) for the callers that import them here.
-from domain.effects import Followup as Followup
-from domain.effects import InvoiceFacts as InvoiceFacts
-from domain.effects import ServiceTransition as ServiceTransition
 from domain.ids import customer_workflow_id as customer_workflow_id
 from domain.ids import invoice_workflow_id as invoice_workflow_id
 from domain.ids import payment_update_id as payment_update_id
-from domain.payments import Actor as Actor
-from domain.payments import ApplyPayment as ApplyPayment
-from domain.payments import PaymentOutcome as PaymentOutcome
+
+# Defined once in the domain and re-exported (``as``), never copied: the outcome of a
+# ledger change, and the ids (domain.ids) for the callers that import them here.
+from domain.ledger.effects import Followup as Followup
+from domain.ledger.effects import InvoiceFacts as InvoiceFacts
+from domain.ledger.effects import ServiceTransition as ServiceTransition
+from domain.ledger.payments import Actor as Actor
+from domain.ledger.payments import ApplyPayment as ApplyPayment
+from domain.ledger.payments import PaymentOutcome as PaymentOutcome
 
 # Activity names (defined in activities/, referenced by name from workflows/).
 APPLY_PAYMENT = "apply_payment"

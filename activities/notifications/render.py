@@ -27,17 +27,9 @@ from babel.numbers import parse_pattern
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from domain.money import currency, to_decimal
+from domain.notifications.catalog import NOTIFICATION_KINDS as KINDS
 from templates import TEMPLATES_DIR
 
-KINDS: tuple[str, ...] = (
-    "invoice_issued",
-    "due_reminder",
-    "overdue",
-    "suspension_warning",
-    "service_suspended",
-    "service_resumed",
-    "payment_received",
-)
 LANGUAGES: tuple[str, ...] = ("en", "es", "pt-BR")
 DEFAULT_LANGUAGE = "en"
 PARTS: tuple[str, ...] = ("subject.txt", "txt", "html")

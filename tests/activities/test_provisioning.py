@@ -10,7 +10,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.provisioning import ProvisioningActivities
+from activities.collection.provisioning import ProvisioningActivities
 from workflows.payloads import ApplyServiceStateInput
 
 

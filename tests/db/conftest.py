@@ -11,12 +11,12 @@ import pytest
 from psycopg.rows import dict_row
 
 from db.classes import ClassSpec, upsert_class
+from db.collection.invoices import mark_suspension_reached
 from db.customers import NewCustomer, add_customer
-from db.invoices import mark_suspension_reached
-from db.ledger import ApplyPaymentResult, IssueInvoice, apply_payment
+from db.ledger.transactions import ApplyPaymentResult, IssueInvoice, apply_payment
 from db.rows import AuditInfo
-from domain.payments import Actor, ApplyPayment
-from domain.schedule import overdue_instant, parse_due
+from domain.ledger.payments import Actor, ApplyPayment
+from domain.when import overdue_instant, parse_due
 
 ADMIN = AuditInfo(actor="alice", realm="admin", reason="test", request_id="req-1")
 

@@ -9,9 +9,9 @@ import pytest
 
 from db.audit import list_audit
 from db.classes import ClassSpec, class_spec, get_class, upsert_class
+from db.collection.status import customer_status
 from db.customers import NewCustomer, add_customer, get_customer_with_class
 from db.errors import ClassCurrencyLocked, InvalidValue, UnknownClass
-from db.status import customer_status
 from domain.money import MoneyError
 from tests.db.conftest import ADMIN, at, pay, setup_customer
 

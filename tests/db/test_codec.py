@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime
 
 from db.codec import dumps, from_jsonable, to_jsonable
-from db.fold import InvoiceChange, ServiceTransition
-from db.ledger import ApplyPaymentResult, PaymentAllocation
+from db.ledger.fold import InvoiceChange, ServiceTransition
+from db.ledger.transactions import ApplyPaymentResult, PaymentAllocation
 from db.rows import PaymentRow
 
 NOW = datetime(2024, 7, 2, 10, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import psycopg
 
-from db.ledger import ApplyPaymentResult, apply_payment, issue_invoice
+from db.ledger.transactions import ApplyPaymentResult, apply_payment, issue_invoice
 from tests.db.conftest import invoice, payment, setup_customer
 
 

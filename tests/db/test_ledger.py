@@ -1,4 +1,4 @@
-"""The money transactions of db/ledger.py against real PostgreSQL."""
+"""The money transactions of db/ledger/transactions.py against real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from psycopg.rows import dict_row
 
 from db.audit import list_audit
 from db.classes import class_spec, get_class, upsert_class
+from db.collection.invoice_rows import list_allocations, list_invoices
 from db.errors import InvalidValue, TokenReused, UnknownCustomer, UnknownPayment
-from db.fold import InvoiceChange
-from db.invoice_rows import list_allocations, list_invoices
-from db.ledger import (
+from db.ledger.fold import InvoiceChange
+from db.ledger.transactions import (
     EvaluateService,
     Reevaluate,
     ReversePayment,

@@ -7,9 +7,9 @@ import pytest
 
 from db.audit import list_audit
 from db.errors import CurrencyMismatch, UnknownCustomer, UnknownPayment
-from db.ledger import ReversePayment, body_hash, issue_invoice, reverse_payment
-from db.payments import get_payment
-from db.unmatched import (
+from db.ledger.payments import get_payment
+from db.ledger.transactions import ReversePayment, body_hash, issue_invoice, reverse_payment
+from db.ledger.unmatched import (
     AssignUnmatched,
     RecordUnmatched,
     assign_unmatched,

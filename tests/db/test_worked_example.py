@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import psycopg
 
-from db.fold import InvoiceChange
-from db.ledger import EvaluateService, evaluate_service, issue_invoice
-from db.service_events import list_service_events
-from db.status import customer_status
+from db.collection.service_events import list_service_events
+from db.collection.status import customer_status
+from db.ledger.fold import InvoiceChange
+from db.ledger.transactions import EvaluateService, evaluate_service, issue_invoice
 from tests.db.conftest import at, invoice, pay, reach_suspension, setup_customer
 
 

@@ -19,15 +19,15 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.ledger import LedgerActivities
+from activities.ledger.transactions import LedgerActivities
 from client.connect import is_missing_search_attribute, registering
 from client.invoices import start_invoice_workflow
 from db.pool import open_pool
 from db.rows import ClassRow, InvoiceRow
 from tests.support.processes import dunning, dunning_json, temporal_dev_server
 from workflows import search_attributes as sa
-from workflows.customer import CustomerWorkflow
-from workflows.invoice import InvoiceWorkflow
+from workflows.collection.invoice import InvoiceWorkflow
+from workflows.ledger.customer import CustomerWorkflow
 from workflows.payloads import invoice_workflow_id
 
 

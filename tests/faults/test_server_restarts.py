@@ -29,7 +29,7 @@ from tests.support.faults import (
 )
 from tests.support.processes import dunning_worker
 from tests.support.stack import ADMIN, Stack, stack_settings
-from workflows.customer import CustomerWorkflow
+from workflows.ledger.customer import CustomerWorkflow
 from workflows.payloads import CustomerWorkflowInput, PostPaymentInput, customer_workflow_id
 
 CUSTOMERS = 10

@@ -13,11 +13,11 @@ from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from activities.mail import MailActivities
 from activities.notifications import outbox
 from activities.notifications.errors import TransientMailError
 from activities.notifications.mailer import SmtpConfig, SmtpMailer
 from activities.notifications.message import Sender
+from activities.notifications.send import MailActivities
 from db.customers import NewCustomer
 from db.pool import open_pool
 from operations.classes import ClassChange, set_class
@@ -25,7 +25,8 @@ from operations.customers import add
 from operations.invoices import IssueRequest, issue_invoice
 from tests.notifications.test_outbox import draft
 from tests.support.stack import ADMIN, running_stack
-from workflows import notify, policies
+from workflows import policies
+from workflows.notifications import notify
 from workflows.payloads import (
     EXPIRE_NOTIFICATION,
     SEND_NOTIFICATION,

@@ -1,7 +1,7 @@
 """Fault injection and invariant checks for the reliability tests (tests/faults/).
 
 - ``check_invariants``: the database agrees with SPEC 2.2-2.4 and 2.6 for every customer
-  (ledger recomputed with ``domain.allocation.build_ledger``, money conservation, service
+  (ledger recomputed with ``domain.ledger.allocation.build_ledger``, money conservation, service
   state, at most one mail per notification key).
 - ``check_nothing_stuck``: every customer workflow has an empty queue, every invoice
   workflow of a paid invoice has ended.
@@ -35,7 +35,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from devstack.temporal import healthy_client
-from domain.allocation import InvoiceEntry, PaymentEntry, build_ledger
+from domain.ledger.allocation import InvoiceEntry, PaymentEntry, build_ledger
 from tests.support.ports import free_port
 from tests.support.processes import BIN, SEARCH_ATTRIBUTES, stop, wait_for_port
 from workflows.payloads import CustomerStateQueryResult, invoice_workflow_id

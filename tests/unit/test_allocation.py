@@ -1,4 +1,4 @@
-"""SPEC 2.2: balance-forward allocation, as one pure fold (domain.allocation)."""
+"""SPEC 2.2: balance-forward allocation, as one pure fold (domain.ledger.allocation)."""
 
 import random
 from collections.abc import Callable
@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.allocation import (
+from domain.collection.evaluation import CollectionStatus, evaluate
+from domain.ledger.allocation import (
     Allocation,
     InvoiceEntry,
     Ledger,
     PaymentEntry,
     build_ledger,
 )
-from domain.evaluation import CollectionStatus, evaluate
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -304,7 +304,7 @@ def test_instants_are_compared_across_offsets() -> None:
 
 def test_reversal_takes_back_credit_already_applied_to_a_later_invoice() -> None:
     invoices = [InvoiceEntry("MAY", at(0), 1000), InvoiceEntry("JUN", at(30), 1000)]
-    # A reversal folds again without the payment (db/fold.py): here p1 is reversed.
+    # A reversal folds again without the payment (db/ledger/fold.py): here p1 is reversed.
     ledger = build_ledger(invoices, [PaymentEntry("p2", at(40), 300)])
     assert ledger.allocations == (Allocation("p2", "MAY", 300),)
     assert ledger.invoice("JUN").amount_due == 2000

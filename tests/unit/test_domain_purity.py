@@ -11,7 +11,9 @@ from pathlib import Path
 
 from temporalio import workflow
 
-from domain import allocation, evaluation, money, schedule
+from domain import money, when
+from domain.collection import evaluation, schedule
+from domain.ledger import allocation
 
 
 def _probe() -> str:
@@ -23,8 +25,8 @@ def _probe() -> str:
         [allocation.PaymentEntry("p1", at + timedelta(days=1), 500)],
     )
     statuses = evaluation.evaluate(ledger, threshold=0)
-    due = schedule.overdue_instant(schedule.parse_due("2026-05-31"))
-    steps = schedule.plan_steps(due, schedule.Policy(reminders=(schedule.parse_duration("3d"),)))
+    due = when.overdue_instant(when.parse_due("2026-05-31"))
+    steps = schedule.plan_steps(due, schedule.Policy(reminders=(when.parse_duration("3d"),)))
     decided = schedule.decide_steps(steps, due, None)
     return f"{money.format_amount(ledger.balance, usd)} {statuses[0].payment_status} {decided}"
 
@@ -70,7 +72,7 @@ async def test_domain_runs_inside_the_workflow_sandbox() -> None:
 
 def test_probe_result_is_meaningful() -> None:
     assert _PROBED_AT_IMPORT.startswith("5.00 partially_paid")
-    assert date(2026, 5, 31) == schedule.parse_due("2026-05-31")
+    assert date(2026, 5, 31) == when.parse_due("2026-05-31")
 
 
 def test_domain_values_cross_temporal_payloads() -> None:

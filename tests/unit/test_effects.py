@@ -1,9 +1,9 @@
-"""Effects of a ledger outcome, as data (domain.effects) and SPEC 2.5's step table."""
+"""Effects of a ledger outcome, as data (domain.ledger.effects) and SPEC 2.5's step table."""
 
 from __future__ import annotations
 
-from domain import ids
-from domain.effects import (
+from domain.collection.evaluation import drives_dunning
+from domain.ledger.effects import (
     Followup,
     InvoiceFacts,
     Provision,
@@ -13,8 +13,8 @@ from domain.effects import (
     effects_of,
     needs_followup,
 )
-from domain.evaluation import drives_dunning
-from domain.schedule import STEP_TABLE, StepKind
+from domain.notifications import catalog
+from domain.notifications.catalog import STEP_TABLE, StepKind
 
 MAY = InvoiceFacts("MAY", 0, "do_not_collect", "paid", paid=True)
 JUNE = InvoiceFacts("JUNE", 500, "do_not_collect", "partially_paid", paid=False)
@@ -24,13 +24,13 @@ def test_worked_example_payment_signals_both_invoices_resumes_and_mails_twice() 
     """SPEC 5's $15.00: May and June hear of it, service resumes, receipt last."""
     followup = Followup(
         changed=[MAY, JUNE], transition=ServiceTransition("active", ["JUNE"], 7),
-        receipt_key=ids.payment_receipt_key("card", "p1"), service_state="active",
+        receipt_key=catalog.payment_receipt_key("card", "p1"), service_state="active",
         processor="card", payment_id="p1")
     assert effects_of("c1", followup) == (
         SignalInvoice(MAY, "active", reopen_if_ended=False),
         SignalInvoice(JUNE, "active", reopen_if_ended=True),
         Provision(ServiceTransition("active", ["JUNE"], 7)),
-        SendMail(key=ids.service_notification_key("c1", 7, "service_resumed"),
+        SendMail(key=catalog.service_notification_key("c1", 7, "service_resumed"),
                  kind="service_resumed", invoice_number="JUNE", service_event_id=7),
         SendMail(key="payment:card:p1:payment_received", kind="payment_received",
                  processor="card", payment_id="p1"),

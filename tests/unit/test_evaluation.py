@@ -4,8 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.allocation import InvoiceBalance, InvoiceEntry, PaymentEntry, build_ledger
-from domain.evaluation import (
+from domain.collection.evaluation import (
     CollectionStatus,
     InvoiceEvaluation,
     PaymentStatus,
@@ -17,6 +16,7 @@ from domain.evaluation import (
     evaluate,
     payment_status,
 )
+from domain.ledger.allocation import InvoiceBalance, InvoiceEntry, PaymentEntry, build_ledger
 
 COLLECT, DO_NOT_COLLECT = CollectionStatus.COLLECT, CollectionStatus.DO_NOT_COLLECT
 T0 = datetime(2026, 7, 1, tzinfo=UTC)

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain import ids
+from domain.notifications import catalog
 from workflows import payloads
 
 TRICKY = ["k", "k:x", "x:1", "1", "50%", "%35", "a b", "a+b", "a%20b", ":", "%", " "]
@@ -15,23 +16,23 @@ TRICKY = ["k", "k:x", "x:1", "1", "50%", "%35", "a b", "a+b", "a%20b", ":", "%",
 def test_plain_ids_read_as_they_are() -> None:
     assert ids.invoice_workflow_id("c1", "INV-06") == "invoice:c1:INV-06"
     assert ids.customer_workflow_id("c_1.x~") == "customer:c_1.x~"
-    assert ids.invoice_notification_key("c1", "INV-06", "due_reminder:3d") == (
+    assert catalog.invoice_notification_key("c1", "INV-06", "due_reminder:3d") == (
         "invoice:c1:INV-06:due_reminder:3d")
-    assert ids.payment_receipt_key("card", "p1") == "payment:card:p1:payment_received"
-    assert ids.service_notification_key("c1", 7, "service_suspended") == (
+    assert catalog.payment_receipt_key("card", "p1") == "payment:card:p1:payment_received"
+    assert catalog.service_notification_key("c1", 7, "service_suspended") == (
         "service:c1:7:service_suspended")
     assert ids.payment_update_id("card", "p1") == "payment:card:p1"
     assert ids.reversal_update_id("card", "p1") == "reversal:card:p1"
     assert ids.assignment_update_id("card", "p1") == "assign:card:p1"
     assert ids.invoice_update_id("c1", "INV-06", "d1") == "issue:c1:INV-06:d1"
     assert ids.rerun_child_workflow_id("rerun-class-x-1", "c1") == "rerun:rerun-class-x-1:c1"
-    assert ids.resend_key("payment:card:p1:payment_received", 2) == (
+    assert catalog.resend_key("payment:card:p1:payment_received", 2) == (
         "payment:card:p1:payment_received:resend:2")
 
 
 def test_separators_percent_and_spaces_are_quoted() -> None:
-    assert ids.invoice_notification_key("k", "x:1", "overdue") == "invoice:k:x%3A1:overdue"
-    assert ids.invoice_notification_key("k:x", "1", "overdue") == "invoice:k%3Ax:1:overdue"
+    assert catalog.invoice_notification_key("k", "x:1", "overdue") == "invoice:k:x%3A1:overdue"
+    assert catalog.invoice_notification_key("k:x", "1", "overdue") == "invoice:k%3Ax:1:overdue"
     # "%" itself is quoted, so a literal "%3A" cannot pass for a quoted ":".
     assert ids.payment_update_id("a%3Ab", "c") != ids.payment_update_id("a:b", "c")
     assert ids.customer_workflow_id("a b") == "customer:a%20b"
@@ -41,9 +42,9 @@ def test_separators_percent_and_spaces_are_quoted() -> None:
 BUILDERS = {
     "invoice_workflow_id": ids.invoice_workflow_id,
     "customer_workflow_id": ids.customer_workflow_id,
-    "invoice_notification_key": lambda a, b: ids.invoice_notification_key(a, b, "overdue"),
-    "payment_receipt_key": ids.payment_receipt_key,
-    "service_notification_key": lambda a: ids.service_notification_key(a, 1, "service_resumed"),
+    "invoice_notification_key": lambda a, b: catalog.invoice_notification_key(a, b, "overdue"),
+    "payment_receipt_key": catalog.payment_receipt_key,
+    "service_notification_key": lambda a: catalog.service_notification_key(a, 1, "service_resumed"),
     "payment_update_id": ids.payment_update_id,
     "reversal_update_id": ids.reversal_update_id,
     "assignment_update_id": ids.assignment_update_id,
@@ -76,10 +77,10 @@ def test_distinct_parts_give_distinct_ids(name: str, a: str, b: str, c: str, d: 
 @given(customer=st.text(), number=st.text(), event=st.integers(min_value=0))
 def test_invoice_and_service_keys_of_one_customer_differ(customer: str, number: str,
                                                          event: int) -> None:
-    steps = {ids.invoice_notification_key(customer, number, s)
+    steps = {catalog.invoice_notification_key(customer, number, s)
              for s in ("invoice_issued", "due_reminder:3d", "overdue", "suspension_warning")}
     assert len(steps) == 4
-    assert ids.service_notification_key(customer, event, "service_suspended") not in steps
+    assert catalog.service_notification_key(customer, event, "service_suspended") not in steps
 
 
 def test_one_definition_re_exported_by_the_payloads() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from domain.ledger.payments import Actor, ApplyPayment, InvalidPayment
 from domain.money import MoneyError
-from domain.payments import Actor, ApplyPayment, InvalidPayment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,8 +71,8 @@ def test_each_refusal_has_spec_2_1s_message(changes: dict[str, object], field: s
 
 # --- each check in one place ------------------------------------------------------------
 
-PAYMENT_PATH = ["api", "client", "operations/payments.py", "activities/ledger.py",
-                "workflows", "db/ledger.py", "domain/payments.py"]
+PAYMENT_PATH = ["api", "client", "operations/payments.py", "activities/ledger/transactions.py",
+                "workflows", "db/ledger/transactions.py", "domain/ledger/payments.py"]
 
 
 def _sources() -> dict[str, str]:
@@ -89,21 +89,21 @@ def _where(pattern: str) -> list[str]:
 
 
 def test_a_payments_amount_is_parsed_in_one_place() -> None:
-    assert _where(r"\bparse_amount\(") == ["domain/payments.py"]
+    assert _where(r"\bparse_amount\(") == ["domain/ledger/payments.py"]
 
 
 def test_a_payments_currency_is_checked_against_its_class_in_one_place() -> None:
-    assert _where(r"does not match currency") == ["domain/payments.py"]
+    assert _where(r"does not match currency") == ["domain/ledger/payments.py"]
     assert _where(r"CurrencyMismatch\(") == []  # the ledger's guard is the schema's trigger
 
 
 def test_received_at_is_parsed_in_one_place() -> None:
-    assert _where(r"\bparse_when\(") == ["domain/payments.py"]
+    assert _where(r"\bparse_when\(") == ["domain/ledger/payments.py"]
     payment_in = _sources()["api/models.py"].split("class PaymentIn")[1].split("\nclass ")[0]
     assert "WhenText | None" in payment_in and "When |" not in payment_in
 
 
 def test_the_fingerprint_and_the_duplicate_rule_live_in_the_ledger() -> None:
-    assert _where(r"\bpayment_hash\(") == ["db/ledger.py"]
-    assert _where(r"def known_payment\b") == ["db/ledger.py"]
-    assert _where(r"\"duplicate\" if") == ["db/ledger.py"]
+    assert _where(r"\bpayment_hash\(") == ["db/ledger/transactions.py"]
+    assert _where(r"def known_payment\b") == ["db/ledger/transactions.py"]
+    assert _where(r"\"duplicate\" if") == ["db/ledger/transactions.py"]

@@ -7,20 +7,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.schedule import (
+from domain.collection.schedule import (
     Policy,
     Step,
     StepDecision,
     StepKind,
     decide_steps,
-    format_duration,
-    overdue_instant,
-    parse_due,
-    parse_duration,
-    parse_when,
     plan_steps,
     suspension_instant,
 )
+from domain.when import format_duration, overdue_instant, parse_due, parse_duration, parse_when
 
 RUN, SKIP = StepDecision.RUN, StepDecision.SKIP
 

@@ -1,8 +1,8 @@
 """The customer's workflow is the single writer of its ledger (SPEC 3, issue 10).
 
 Statically: outside ``db/`` (where they are defined) and the ledger activities (which the
-CustomerWorkflow runs), no module of the product calls a write function of db.ledger,
-whichever way it is imported.
+CustomerWorkflow runs), no module of the product calls a write function of
+db.ledger.transactions, whichever way it is imported.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 WRITES = {"issue_invoice", "apply_payment", "reverse_payment", "reevaluate",
           "evaluate_service", "assign_unmatched"}
-# db.unmatched.assign_unmatched writes the ledger too (it applies the payment).
-MODULES = {"db.ledger": WRITES, "db.unmatched": {"assign_unmatched"}}
-ALLOWED = {Path("activities/ledger.py")}
+# db.ledger.unmatched.assign_unmatched writes the ledger too (it applies the payment).
+MODULES = {"db.ledger.transactions": WRITES, "db.ledger.unmatched": {"assign_unmatched"}}
+ALLOWED = {Path("activities/ledger/transactions.py")}
 
 
 def product_files() -> list[Path]:
@@ -26,8 +26,8 @@ def product_files() -> list[Path]:
 
 
 def ledger_writes(tree: ast.AST) -> list[str]:
-    """Calls of a db.ledger write function: ``ledger.x(...)``, ``db.ledger.x(...)`` or a
-    name imported from it (``from db.ledger import x [as y]``)."""
+    """Calls of a db.ledger.transactions write function: ``ledger.x(...)``,
+    ``db.ledger.transactions.x(...)`` or a name imported from it."""
     module_aliases: dict[str, set[str]] = {}  # local name -> the write functions it holds
     direct: dict[str, str] = {}  # local name -> write function
     for node in ast.walk(tree):
@@ -72,21 +72,21 @@ def test_only_the_ledger_activities_write_the_ledger() -> None:
 
 def test_the_scan_sees_every_way_of_calling_them() -> None:
     source = """
-from db import ledger
-from db import ledger as L
-import db.ledger
-from db.ledger import issue_invoice, apply_payment as pay
-from db.unmatched import assign_unmatched as assign
+from db.ledger import transactions as ledger
+from db.ledger import transactions as L
+import db.ledger.transactions
+from db.ledger.transactions import issue_invoice, apply_payment as pay
+from db.ledger.unmatched import assign_unmatched as assign
 
 async def f(conn, cmd):
     await ledger.reverse_payment(conn, cmd)
     await L.reevaluate(conn, cmd)
-    await db.ledger.evaluate_service(conn, cmd)
+    await db.ledger.transactions.evaluate_service(conn, cmd)
     await issue_invoice(conn, cmd)
     await pay(conn, cmd)
     await assign(conn, cmd)
     ledger.payment_hash("a", "b", "c", 1, "USD")  # reads nothing, writes nothing
 """
     assert len(ledger_writes(ast.parse(source))) == 6
-    assert (ROOT / "activities/ledger.py").exists()
-    assert ledger_writes(ast.parse((ROOT / "activities/ledger.py").read_text()))
+    assert (ROOT / "activities/ledger/transactions.py").exists()
+    assert ledger_writes(ast.parse((ROOT / "activities/ledger/transactions.py").read_text()))

@@ -9,8 +9,7 @@ $5.00 -> do_not_collect; no overdue collect invoice is left, so the service resu
 
 from datetime import UTC, datetime, timedelta
 
-from domain.allocation import Allocation, InvoiceEntry, Ledger, PaymentEntry, build_ledger
-from domain.evaluation import (
+from domain.collection.evaluation import (
     CollectionStatus,
     PaymentStatus,
     ServiceDecision,
@@ -19,17 +18,17 @@ from domain.evaluation import (
     decide_service,
     evaluate,
 )
-from domain.money import currency, format_amount, parse_amount
-from domain.schedule import (
+from domain.collection.schedule import (
     Policy,
     StepDecision,
     StepKind,
     decide_steps,
-    overdue_instant,
-    parse_due,
     plan_steps,
     suspension_instant,
 )
+from domain.ledger.allocation import Allocation, InvoiceEntry, Ledger, PaymentEntry, build_ledger
+from domain.money import currency, format_amount, parse_amount
+from domain.when import overdue_instant, parse_due
 
 USD = currency("USD")
 THRESHOLD = parse_amount("10.00", USD)

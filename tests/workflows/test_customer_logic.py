@@ -18,8 +18,9 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from domain import ids
+from domain.notifications import catalog
 from tests.workflows.fakes import EffectActivities, StubInvoiceWorkflow, eventually
-from workflows.customer import CustomerWorkflow
+from workflows.ledger.customer import CustomerWorkflow
 from workflows.payloads import (
     APPLY_PAYMENT,
     ApplyPayment,
@@ -113,8 +114,8 @@ async def test_payment_that_resumes_service(temporal_env) -> None:
     assert [(t.state, t.causes, t.event_id) for t in fake.transitions] == [
         ("active", ["JUNE"], 7)]
     assert {m.kind: m.key for m in fake.mails} == {
-        "service_resumed": ids.service_notification_key(customer_id, 7, "service_resumed"),
-        "payment_received": ids.payment_receipt_key("card", "p1"),
+        "service_resumed": catalog.service_notification_key(customer_id, 7, "service_resumed"),
+        "payment_received": catalog.payment_receipt_key("card", "p1"),
     }
     (payment,) = fake.payments
     assert payment.customer_id == customer_id and payment.amount == 1500

@@ -18,8 +18,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from domain import ids
-from domain.schedule import Policy, plan_steps
-from workflows.invoice import InvoiceWorkflow
+from domain.collection.schedule import Policy, plan_steps
+from domain.notifications import catalog
+from workflows.collection.invoice import InvoiceWorkflow
 from workflows.payloads import (
     CHECK_INVOICE,
     REACH_SUSPENSION,
@@ -144,7 +145,7 @@ async def test_collect_invoice_gets_every_step_at_its_time(temporal_env) -> None
     assert abs(fake.suspension_reached[0] - (d + POLICY.grace)) < timedelta(minutes=1)
     # Keys are built by the one rule (SPEC 2.6: at most once per key).
     assert [m.key for m in fake.mails] == [
-        ids.invoice_notification_key(customer_id, "INV-1", step)
+        catalog.invoice_notification_key(customer_id, "INV-1", step)
         for step in ("invoice_issued", "due_reminder:3d", "overdue", "suspension_warning")
     ]
 

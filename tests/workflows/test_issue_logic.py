@@ -20,7 +20,7 @@ from client.customers import issue_invoice
 from domain import ids
 from tests.workflows.fakes import EffectActivities, StubInvoiceWorkflow, eventually
 from tests.workflows.test_customer_logic import JUNE_OPEN
-from workflows.customer import CustomerWorkflow
+from workflows.ledger.customer import CustomerWorkflow
 from workflows.payloads import (
     EVALUATE_SERVICE,
     ISSUE_INVOICE,

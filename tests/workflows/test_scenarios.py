@@ -16,8 +16,8 @@ from operations.payments import PaymentRequest, post_payment, reverse_payment
 from operations.status import customer_status
 from tests.support.histories import record_history
 from tests.support.stack import ADMIN, Stack
-from workflows.customer import CustomerWorkflow
-from workflows.invoice import InvoiceWorkflow
+from workflows.collection.invoice import InvoiceWorkflow
+from workflows.ledger.customer import CustomerWorkflow
 from workflows.payloads import (
     CustomerWorkflowInput,
     EvaluateServiceSignal,

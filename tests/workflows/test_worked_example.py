@@ -19,7 +19,7 @@ from operations.payments import PaymentRequest, post_payment
 from operations.status import customer_status
 from tests.support.histories import record_history
 from tests.support.stack import ADMIN, Stack
-from workflows.invoice import InvoiceWorkflow
+from workflows.collection.invoice import InvoiceWorkflow
 from workflows.payloads import customer_workflow_id, invoice_workflow_id
 
 CUSTOMER = "c-spec5"

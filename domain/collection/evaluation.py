@@ -1,6 +1,6 @@
 """Collection status, payment status and service state (SPEC 2.3, 2.4).
 
-These are judgements over a Ledger (see domain.allocation) and what the invoice workflows
+These are judgements over a Ledger (see domain.ledger.allocation) and what the invoice workflows
 saw of the clock; they hold no state, so re-evaluating after a payment, a reversal or a
 re-run is calling them again.
 """
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from domain.allocation import InvoiceBalance, Ledger
+from domain.ledger.allocation import InvoiceBalance, Ledger
 
 
 class CollectionStatus(StrEnum):

@@ -2,7 +2,7 @@
 
 Each function is one transaction (a savepoint when the caller already has one open),
 serialised per customer by locking its row, and ends by recomputing the customer's whole
-fold with the domain (db/fold.py). Instants recorded (service change, reversal,
+fold with the domain (db/ledger/fold.py). Instants recorded (service change, reversal,
 assignment) are the ``now`` passed in, never the database clock: workflows pass
 ``workflow.now()`` so time-skipping tests hold. Whether an invoice is past its suspension
 time is what its workflow recorded (invoices.suspension_reached_at), not a clock reading.
@@ -24,8 +24,9 @@ from psycopg.rows import class_row
 
 from db.audit import customer_target, invoice_target, payment_target, record_audit
 from db.codec import dumps
+from db.collection.invoice_rows import get_invoice
 from db.errors import InvalidValue, UnknownPayment
-from db.fold import (
+from db.ledger.fold import (
     FoldOutcome,
     InvoiceChange,
     PendingInvoice,
@@ -36,8 +37,8 @@ from db.fold import (
     lock_customer,
     refold,
 )
-from db.invoice_rows import get_invoice
-from db.payments import get_payment
+from db.ledger.payments import get_payment
+from db.ledger.tokens import store_result, stored_result
 from db.rows import (
     AuditEntry,
     AuditInfo,
@@ -47,8 +48,7 @@ from db.rows import (
     PaymentRow,
     columns,
 )
-from db.tokens import store_result, stored_result
-from domain.payments import Actor, ApplyPayment, PaymentSource
+from domain.ledger.payments import Actor, ApplyPayment, PaymentSource
 
 __all__ = [
     "ApplyPayment", "ApplyPaymentResult", "EvaluateService", "EvaluateServiceResult",
@@ -106,8 +106,8 @@ class IssueInvoice:
     new_charges: int                  # minor units, >= 0
     issued_at: datetime               # aware
     due_text: str                     # as given ("2024-06-30" or an ISO datetime)
-    overdue_at: datetime              # D, from domain.schedule.overdue_instant
-    suspend_at: datetime              # S, from domain.schedule.suspension_instant
+    overdue_at: datetime              # D, from domain.when.overdue_instant
+    suspend_at: datetime              # S, from domain.collection.schedule.suspension_instant
     token: str | None = None
     audit: AuditInfo | None = None    # given when a person issues it by hand
 
@@ -186,7 +186,7 @@ class PaymentAllocation:
 class ApplyPaymentResult:
     """``accepted``; ``duplicate`` (same id and body: nothing changed); ``conflict`` (same id,
     other body: nothing written). ``payment`` is None when the id is held by an unmatched
-    payment (finance assigns it, see db/unmatched.py)."""
+    payment (finance assigns it, see db/ledger/unmatched.py)."""
 
     status: Literal["accepted", "duplicate", "conflict"]
     payment: PaymentRow | None
@@ -203,8 +203,8 @@ class ApplyPaymentResult:
 async def apply_payment(conn: AsyncConnection, cmd: ApplyPayment, *, now: datetime,
                         token: str | None = None) -> ApplyPaymentResult:
     """Record a payment and re-evaluate the customer; ``now``: when it happens (service
-    change time), ``token``: the call's identity (db/tokens.py). The command was validated
-    when it was built (domain/payments.py); here the payment is fingerprinted and decided
+    change time), ``token``: the call's identity (db/ledger/tokens.py). The command was validated
+    when it was built (domain/ledger/payments.py); here the payment is fingerprinted and decided
     duplicate/conflict, once. Raises UnknownCustomer (the caller then records it as
     unmatched), InvalidValue; the schema refuses another currency than the class's
     (payments_currency_matches_class). Nothing is written then."""

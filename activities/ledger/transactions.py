@@ -1,7 +1,7 @@
-"""Ledger activities: each one database transaction of db/ledger.py, idempotent on retry.
+"""Ledger activities: each one transaction of db/ledger/transactions.py, idempotent on retry.
 
 The token of every transaction is the activity's identity within its workflow run, so a
-retry after a committed first attempt returns the first attempt's result (db/tokens.py).
+retry after a committed first attempt returns the first attempt's result (db/ledger/tokens.py).
 """
 
 from __future__ import annotations
@@ -23,19 +23,19 @@ from client.invoices import (
     planned_steps,
     start_invoice_workflow,
 )
-from db import ledger
+from db.collection.invoice_rows import get_invoice, list_invoices
+from db.collection.invoices import mark_suspension_reached
 from db.customers import get_customer_with_class
 from db.errors import CurrencyMismatch, InvalidValue, UnknownCustomer, UnknownPayment
-from db.fold import InvoiceChange as DbInvoiceChange
-from db.fold import ServiceTransition as DbTransition
-from db.invoice_rows import get_invoice, list_invoices
-from db.invoices import mark_suspension_reached
-from db.payments import get_payment
+from db.ledger import transactions as ledger
+from db.ledger.fold import InvoiceChange as DbInvoiceChange
+from db.ledger.fold import ServiceTransition as DbTransition
+from db.ledger.payments import get_payment
+from db.ledger.unmatched import AssignUnmatched
+from db.ledger.unmatched import assign_unmatched as assign
 from db.rows import AuditInfo, ClassRow, CustomerRow, InvoiceRow
-from db.unmatched import AssignUnmatched
-from db.unmatched import assign_unmatched as assign
+from domain.ledger.payments import ApplyPayment, PaymentOutcome
 from domain.money import MoneyError
-from domain.payments import ApplyPayment, PaymentOutcome
 from workflows import policies
 from workflows.payloads import (
     APPLY_PAYMENT,

@@ -25,9 +25,9 @@ from activities.notifications.errors import (
 from activities.notifications.mailer import Mailer
 from activities.notifications.message import Sender, sender_for
 from activities.notifications.render import build_context, choose_language
+from db.collection.invoice_rows import get_invoice
 from db.customers import get_customer_with_class
-from db.invoice_rows import get_invoice
-from db.payments import get_payment
+from db.ledger.payments import get_payment
 from db.rows import ClassRow, CustomerRow
 from workflows import policies
 from workflows.payloads import (

@@ -1,4 +1,4 @@
-"""Reads of service_events: suspensions and resumptions (written by db/fold.py)."""
+"""Reads of service_events: suspensions and resumptions (written by db/ledger/fold.py)."""
 
 from __future__ import annotations
 

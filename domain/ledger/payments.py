@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from domain.effects import InvoiceFacts, ServiceTransition
+from domain.ledger.effects import InvoiceFacts, ServiceTransition
 from domain.money import MoneyError, currency, parse_amount
-from domain.schedule import parse_when
+from domain.when import parse_when
 
 PaymentSource = Literal["api", "cli", "temporal", "assigned"]
 

@@ -1,6 +1,6 @@
-"""Reads of invoice rows and their allocations (writes go through db/ledger.py).
+"""Reads of invoice rows and their allocations (writes go through db/ledger/transactions.py).
 
-(db/invoices.py holds the invoice workflow's own facts and marks.)
+(db/collection/invoices.py holds the invoice workflow's own facts and marks.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reads of payments (writes go through db/ledger.py and db/unmatched.py)."""
+"""Reads of payments (writes go through db/ledger/transactions.py and db/ledger/unmatched.py)."""
 
 from __future__ import annotations
 

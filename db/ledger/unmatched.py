@@ -17,11 +17,11 @@ from psycopg.rows import class_row
 from db.audit import record_audit, unmatched_target
 from db.codec import jsonb
 from db.errors import CurrencyMismatch, InvalidValue, UnknownPayment
-from db.fold import customer_class, lock_customer
-from db.ledger import ApplyPaymentResult, insert_payment_and_refold, lock_payment_key
-from db.payments import get_payment
+from db.ledger.fold import customer_class, lock_customer
+from db.ledger.payments import get_payment
+from db.ledger.tokens import store_result, stored_result
+from db.ledger.transactions import ApplyPaymentResult, insert_payment_and_refold, lock_payment_key
 from db.rows import AuditEntry, AuditInfo, PaymentRow, UnmatchedRow, columns
-from db.tokens import store_result, stored_result
 from domain.money import currency as lookup_currency
 from domain.money import parse_amount
 

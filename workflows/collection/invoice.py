@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.evaluation import drives_dunning
-    from domain.ids import invoice_notification_key
-    from domain.schedule import STEP_TABLE, Step, StepDecision, StepKind, decide_steps
+    from domain.collection.evaluation import drives_dunning
+    from domain.collection.schedule import Step, StepDecision, decide_steps
+    from domain.notifications.catalog import STEP_TABLE, StepKind, invoice_notification_key
     from workflows import policies
     from workflows import search_attributes as sa
-    from workflows.notify import deliver
+    from workflows.notifications.notify import deliver
     from workflows.payloads import (
         CHECK_INVOICE,
         REACH_SUSPENSION,

@@ -2,9 +2,9 @@
 
 Every ledger transaction ends here: it locks the customer row, changes an input (an
 invoice, a payment, a reversal) and calls ``refold``, which recomputes the whole customer
-with ``domain.allocation.build_ledger`` and ``domain.evaluation`` and writes back only what
-changed. No SPEC 2 rule lives in this module: it only moves data between rows and the
-domain's dataclasses.
+with ``domain.ledger.allocation.build_ledger`` and ``domain.collection.evaluation`` and
+writes back only what changed. No SPEC 2 rule lives in this module: it only moves data
+between rows and the domain's dataclasses.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from psycopg.rows import class_row
 
 from db.errors import UnknownCustomer
 from db.rows import ClassRow, CustomerRow, InvoiceRow, PaymentRow, columns
-from domain.allocation import InvoiceEntry, PaymentEntry, build_ledger
-from domain.evaluation import (
+from domain.collection.evaluation import (
     CollectionStatus,
     PaymentStatus,
     SuspensionCandidate,
     decide_service,
     evaluate,
 )
+from domain.ledger.allocation import InvoiceEntry, PaymentEntry, build_ledger
 
 
 @dataclass(frozen=True)

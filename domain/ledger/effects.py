@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from domain import ids
-
-SERVICE_MAIL = {"suspended": "service_suspended", "active": "service_resumed"}
+from domain.notifications.catalog import SERVICE_MAIL, service_notification_key
 
 
 @dataclass
@@ -107,7 +105,7 @@ def effects_of(customer_id: str, followup: Followup) -> tuple[Effect, ...]:
         effects.append(Provision(transition))
         kind = SERVICE_MAIL[transition.state]
         effects.append(SendMail(
-            key=ids.service_notification_key(customer_id, transition.event_id, kind),
+            key=service_notification_key(customer_id, transition.event_id, kind),
             kind=kind, service_event_id=transition.event_id,
             invoice_number=transition.causes[0] if transition.causes else None,
         ))

@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.effects import (
+    from domain.ledger.effects import (
         Effect,
         Provision,
         SendMail,
@@ -25,14 +25,14 @@ with workflow.unsafe.imports_passed_through():
         effects_of,
         needs_followup,
     )
-    from domain.ids import payment_receipt_key
 
     # Imported here by name, not only through workflows.payloads: the sandbox resolves a
     # payload's type hints in the modules it was told of.
-    from domain.payments import ApplyPayment, PaymentOutcome
+    from domain.ledger.payments import ApplyPayment, PaymentOutcome
+    from domain.notifications.catalog import payment_receipt_key
     from workflows import policies
     from workflows import search_attributes as sa
-    from workflows.notify import deliver
+    from workflows.notifications.notify import deliver
     from workflows.payloads import (
         APPLY_PAYMENT,
         APPLY_SERVICE_STATE,

@@ -12,13 +12,13 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from db.audit import customer_target, record_audit
+from db.collection.invoice_rows import list_invoices
 from db.customers import get_customer_with_class
 from db.errors import InvalidValue, UnknownCustomer
-from db.invoice_rows import list_invoices
 from db.rows import AuditEntry, AuditInfo, InvoiceRow
 from domain.money import Currency, format_amount
 from domain.money import currency as lookup_currency
-from domain.schedule import parse_due
+from domain.when import parse_due
 
 
 async def customer_status(conn: AsyncConnection, customer_id: str, now: datetime, *,

@@ -3,7 +3,7 @@
 A customer's whole money state is one pure fold, ``build_ledger(invoices, payments)``: the
 database stores its output and recomputes it whenever an input changes. Keeping it a
 function of its inputs (rather than a sequence of updates) is what makes a reversal exact:
-reversing a payment is folding again without it (db/fold.py).
+reversing a payment is folding again without it (db/ledger/fold.py).
 
 The rules, all applied in ``build_ledger`` and nowhere else:
 

@@ -1,0 +1,37 @@
+"""An invoice from the billing system, as the ledger's command (SPEC 2.1, 2.5).
+
+The one place where an issued invoice's input is validated and its D (overdue instant)
+and S (suspension instant) are computed from the class's time zone and schedule.
+"""
+
+from __future__ import annotations
+
+from domain.collection.schedule import Policy, suspension_instant
+from domain.ledger.commands import InvalidCommand, IssueInvoice
+from domain.ledger.payments import Actor
+from domain.money import MoneyError, currency, parse_amount
+from domain.when import overdue_instant, parse_due, parse_when
+
+
+def issue_command(*, customer_id: str, number: str, charges: str, currency_code: str,
+                  issued: str, due: str, tz: str, policy: Policy,
+                  actor: Actor | None = None) -> IssueInvoice:
+    """The edge's raw values (decimal string, WHEN and due texts) validated with SPEC 2.1's
+    messages. Raises InvalidCommand; nothing is recorded then."""
+    if not number.strip():
+        raise InvalidCommand("invoice number must not be empty")
+    try:
+        new_charges = parse_amount(charges, currency(currency_code))
+    except MoneyError as err:
+        raise InvalidCommand(str(err)) from None
+    try:
+        issued_at = parse_when(issued, tz, "issue time")
+    except ValueError as err:
+        raise InvalidCommand(str(err)) from None
+    try:
+        overdue_at = overdue_instant(parse_due(due), tz)
+    except ValueError as err:
+        raise InvalidCommand(f"due {due!r}: {err}") from None
+    return IssueInvoice(customer_id=customer_id, number=number, new_charges=new_charges,
+                        issued_at=issued_at, due_text=due.strip(), overdue_at=overdue_at,
+                        suspend_at=suspension_instant(overdue_at, policy), actor=actor)
