@@ -32,7 +32,8 @@ log = logging.getLogger("dunning.worker")
 
 WORKFLOWS = (InvoiceWorkflow, CustomerWorkflow, RerunWorkflow)
 # Deterministic, side-effect-free modules the workflows import (see the before-stop hook).
-PURE_MODULES = ("domain", "workflows.payloads", "workflows.policies",
+PURE_MODULES = ("domain", "workflows.ledger.payloads", "workflows.collection.payloads",
+                "workflows.notifications.payloads", "workflows.policies",
                 "workflows.search_attributes")
 
 async def connect_client(settings: Settings) -> Client:

@@ -39,10 +39,10 @@ from bench.common import (
     scalar,
     servers,
 )
+from domain.ids import invoice_workflow_id
 from operations.invoices import issue_invoice
 from operations.status import customer_status
 from workflows.collection.invoice import InvoiceWorkflow
-from workflows.payloads import invoice_workflow_id
 
 SAMPLES = 200
 

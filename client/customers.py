@@ -9,6 +9,8 @@ attributes are not registered yet. Update ids come from ``domain.ids`` too.
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
@@ -24,19 +26,19 @@ from domain.ids import (
 )
 from workflows import search_attributes as sa
 from workflows.ledger.customer import CustomerWorkflow
-from workflows.payloads import (
+from workflows.ledger.payloads import (
     ApplyPayment,
-    AssignPaymentInput,
+    AssignmentOutcome,
+    AssignPayment,
     CustomerWorkflowInput,
-    EvaluateServiceSignal,
-    IssueInvoiceInput,
-    IssueInvoiceResult,
+    EvaluateService,
+    IssueInvoice,
+    IssueOutcome,
     PaymentOutcome,
-    PostPaymentResult,
-    ReevaluateInput,
-    ReevaluateResult,
-    ReversePaymentInput,
-    ReversePaymentResult,
+    Reevaluate,
+    ReevaluationOutcome,
+    ReversalOutcome,
+    ReversePayment,
 )
 
 
@@ -65,86 +67,77 @@ def refusal_message(err: WorkflowUpdateFailedError) -> str:
     return cause.message if cause is not None else str(err)
 
 
-async def issue_invoice(client: Client, task_queue: str, customer_id: str,
-                        invoice: IssueInvoiceInput, *, delivery: str) -> IssueInvoiceResult:
+async def issue_invoice(client: Client, task_queue: str, command: IssueInvoice, *,
+                        delivery: str) -> IssueOutcome:
     """Record an invoice and start its workflow; the answer comes once both are done
     (``conflict`` is an answer too). ``delivery``: this call's own id, so a second call
     gets the ledger's ``exists`` or ``conflict``. Raises UpdateRefused."""
-    update_id = invoice_update_id(customer_id, invoice.number, delivery=delivery)
-    try:
-        return await registering(client, lambda: client.execute_update_with_start_workflow(
-            CustomerWorkflow.issue_invoice, invoice,
-            start_workflow_operation=start_operation(customer_id, task_queue),
-            id=update_id,
-        ))
-    except WorkflowUpdateFailedError as err:
-        raise UpdateRefused(refusal_message(err)) from None
+    update_id = invoice_update_id(command.customer_id, command.number, delivery=delivery)
+    return await _update(client, task_queue, CustomerWorkflow.issue_invoice, command,
+                         command.customer_id, update_id)
 
 
-async def post_payment(client: Client, task_queue: str, payment: ApplyPayment, *,
+async def post_payment(client: Client, task_queue: str, command: ApplyPayment, *,
                        delivery: str) -> PaymentOutcome:
     """One delivery of a payment (``delivery``: its own id, so every delivery gets its own
     answer; the ledger decides which is ``accepted``). Raises UpdateRefused."""
-    update_id = payment_update_id(payment.processor, payment.payment_id, delivery=delivery)
-    try:
-        return await registering(client, lambda: client.execute_update_with_start_workflow(
-            CustomerWorkflow.post_payment, payment,
-            start_workflow_operation=start_operation(payment.customer_id, task_queue),
-            id=update_id,
-        ))
-    except WorkflowUpdateFailedError as err:
-        raise UpdateRefused(refusal_message(err)) from None
+    update_id = payment_update_id(command.processor, command.payment_id, delivery=delivery)
+    return await _update(client, task_queue, CustomerWorkflow.post_payment, command,
+                         command.customer_id, update_id)
 
 
-async def reverse_payment(client: Client, task_queue: str, customer_id: str,
-                          reversal: ReversePaymentInput) -> ReversePaymentResult:
+async def reverse_payment(client: Client, task_queue: str,
+                          command: ReversePayment) -> ReversalOutcome:
     """Reverse a payment of the customer (one update per payment). Raises UpdateRefused."""
-    try:
-        return await registering(client, lambda: client.execute_update_with_start_workflow(
-            CustomerWorkflow.reverse_payment, reversal,
-            start_workflow_operation=start_operation(customer_id, task_queue),
-            id=reversal_update_id(reversal.processor, reversal.payment_id),
-        ))
-    except WorkflowUpdateFailedError as err:
-        raise UpdateRefused(refusal_message(err)) from None
+    return await _update(client, task_queue, CustomerWorkflow.reverse_payment, command,
+                         command.customer_id,
+                         reversal_update_id(command.processor, command.payment_id))
 
 
-async def assign_payment(client: Client, task_queue: str, customer_id: str,
-                         assignment: AssignPaymentInput) -> PostPaymentResult:
+async def assign_payment(client: Client, task_queue: str,
+                         command: AssignPayment) -> AssignmentOutcome:
     """Apply an unmatched payment to the customer (one update per payment). Raises
     UpdateRefused."""
-    try:
-        return await registering(client, lambda: client.execute_update_with_start_workflow(
-            CustomerWorkflow.assign_payment, assignment,
-            start_workflow_operation=start_operation(customer_id, task_queue),
-            id=assignment_update_id(assignment.processor, assignment.payment_id),
-        ))
-    except WorkflowUpdateFailedError as err:
-        raise UpdateRefused(refusal_message(err)) from None
+    return await _update(client, task_queue, CustomerWorkflow.assign_payment, command,
+                         command.customer_id,
+                         assignment_update_id(command.processor, command.payment_id))
 
 
-async def reevaluate(client: Client, task_queue: str, customer_id: str,
-                     request: ReevaluateInput, *, rerun_workflow_id: str) -> ReevaluateResult:
+async def reevaluate(client: Client, task_queue: str, command: Reevaluate, *,
+                     rerun_workflow_id: str) -> ReevaluationOutcome:
     """Re-evaluate the customer for a re-run: one update per re-run and customer, so a
     retried activity gets the first answer. A refused update is raised as the SDK's
     WorkflowUpdateFailedError (the activity's retry policy decides)."""
     return await registering(client, lambda: client.execute_update_with_start_workflow(
-        CustomerWorkflow.reevaluate, request,
-        start_workflow_operation=start_operation(customer_id, task_queue),
-        id=rerun_child_workflow_id(rerun_workflow_id, customer_id),
+        CustomerWorkflow.reevaluate, command,
+        start_workflow_operation=start_operation(command.customer_id, task_queue),
+        id=rerun_child_workflow_id(rerun_workflow_id, command.customer_id),
     ))
 
 
-async def wake_for_service_evaluation(client: Client, task_queue: str, customer_id: str,
-                                      signal: EvaluateServiceSignal) -> None:
+async def wake_for_service_evaluation(client: Client, task_queue: str,
+                                      command: EvaluateService) -> None:
     """Ask the customer's workflow to decide the service state again (signal-with-start:
     works whether or not it is running)."""
     await registering(client, lambda: client.start_workflow(
         CustomerWorkflow.run,
-        CustomerWorkflowInput(customer_id=customer_id),
-        id=customer_workflow_id(customer_id),
+        CustomerWorkflowInput(customer_id=command.customer_id),
+        id=customer_workflow_id(command.customer_id),
         task_queue=task_queue,
         start_signal="evaluate_service",
-        start_signal_args=[signal],
-        search_attributes=sa.typed((sa.CUSTOMER_ID, customer_id)),
+        start_signal_args=[command],
+        search_attributes=sa.typed((sa.CUSTOMER_ID, command.customer_id)),
     ))
+
+
+async def _update(client: Client, task_queue: str, update: Any, command: Any,
+                  customer_id: str, update_id: str) -> Any:
+    """Update-with-start of the customer's workflow; its refusal raised as UpdateRefused."""
+    try:
+        return await registering(client, lambda: client.execute_update_with_start_workflow(
+            update, command,
+            start_workflow_operation=start_operation(customer_id, task_queue),
+            id=update_id,
+        ))
+    except WorkflowUpdateFailedError as err:
+        raise UpdateRefused(refusal_message(err)) from None

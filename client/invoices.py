@@ -21,11 +21,7 @@ from domain.ids import invoice_workflow_id
 from domain.money import currency, format_amount
 from workflows import search_attributes as sa
 from workflows.collection.invoice import InvoiceWorkflow
-from workflows.payloads import (
-    InvoiceFacts,
-    InvoiceWorkflowInput,
-    PlannedStep,
-)
+from workflows.collection.payloads import InvoiceFacts, InvoiceWorkflowInput, PlannedStep
 
 
 class InvoiceWorkflowNotStarted(Exception):
@@ -69,9 +65,7 @@ async def start_invoice_workflow(client: Client, task_queue: str, invoice: Invoi
             InvoiceWorkflow.run,
             InvoiceWorkflowInput(
                 customer_id=invoice.customer_id, invoice_number=invoice.number,
-                class_name=klass.name, currency=klass.currency, issued_at=invoice.issued_at,
-                overdue_at=invoice.overdue_at, suspend_at=invoice.suspend_at, steps=steps,
-                facts=facts,
+                currency=klass.currency, steps=steps, facts=facts,
             ),
             id=workflow_id,
             task_queue=task_queue,

@@ -8,8 +8,8 @@ from temporalio.client import Client, WorkflowHandle
 
 from client.connect import registering
 from workflows import search_attributes as sa
+from workflows.collection.payloads import RerunInput, RerunProgress
 from workflows.collection.rerun import RerunWorkflow
-from workflows.payloads import RerunInput, RerunProgress
 
 
 def _scope(class_name: str | None, customer_id: str | None) -> str:

@@ -80,8 +80,6 @@ class InvoiceRow:
     received: int
     collection_status: str
     payment_status: str
-    # (The column cancelled_at is not read: no command sets it, it is always NULL. It stays
-    # for the partial indexes of 001_schema.sql, whose predicate the queries repeat.)
     created_at: datetime
     updated_at: datetime
     # Set by the invoice's workflow when its timer for S fires (db/collection/invoices.py, 002).

@@ -22,13 +22,13 @@ from client.customers import UpdateRefused
 from client.invoices import class_policy
 from db.customers import get_customer_with_class
 from db.rows import AuditInfo
-from domain.collection.schedule import suspension_instant
+from domain.collection.invoicing import issue_command
 from domain.ids import invoice_workflow_id
-from domain.money import currency, format_amount, parse_amount
-from domain.when import overdue_instant, parse_due, parse_when
+from domain.ledger.commands import InvalidCommand
+from domain.money import currency, format_amount
 from operations.context import Context, actor_of
 from operations.errors import Conflict, NotFound, OperationError
-from workflows.payloads import IssuedInvoice, IssueInvoiceInput
+from workflows.ledger.payloads import IssuedInvoice
 
 
 @dataclass(frozen=True)
@@ -48,27 +48,17 @@ async def issue_invoice(ctx: Context, request: IssueRequest, audit: AuditInfo | 
     if found is None:
         raise NotFound(f"unknown customer {request.customer_id!r}")
     customer, klass = found
-    new_charges = parse_amount(request.charges, currency(klass.currency))
     try:
-        issued_at = parse_when(request.issued, klass.timezone, "issue time")
-    except ValueError as err:
+        command = issue_command(
+            customer_id=customer.id, number=request.number, charges=request.charges,
+            currency_code=klass.currency, issued=request.issued, due=request.due,
+            tz=klass.timezone, policy=class_policy(klass), actor=actor_of(audit, customer.id))
+    except InvalidCommand as err:
         raise OperationError(str(err)) from None
     try:
-        due = parse_due(request.due)
-        overdue_at = overdue_instant(due, klass.timezone)
-    except ValueError as err:
-        raise OperationError(f"due {request.due!r}: {err}") from None
-    policy = class_policy(klass)
-    suspend_at = suspension_instant(overdue_at, policy)
-
-    invoice = IssueInvoiceInput(
-        number=request.number, new_charges=new_charges, issued_at=issued_at,
-        due_text=request.due.strip(), overdue_at=overdue_at, suspend_at=suspend_at,
-        actor=actor_of(audit, customer.id))
-    try:
         client = client or await ctx.client()
-        result = await customers.issue_invoice(client, ctx.settings.task_queue, customer.id,
-                                               invoice, delivery=uuid4().hex)
+        result = await customers.issue_invoice(client, ctx.settings.task_queue, command,
+                                               delivery=uuid4().hex)
     except UpdateRefused as err:
         raise OperationError(str(err)) from None
     except RPCError as err:

@@ -29,11 +29,7 @@ from domain.ledger.payments import ApplyPayment, PaymentOutcome
 from domain.money import currency, format_amount
 from operations.context import Context, actor_of
 from operations.errors import Conflict, NotFound, OperationError
-from workflows.payloads import (
-    Actor,
-    AssignPaymentInput,
-    ReversePaymentInput,
-)
+from workflows.ledger.payloads import Actor, AssignPayment, ReversePayment
 
 
 @dataclass(frozen=True)
@@ -202,9 +198,9 @@ async def reverse_payment(ctx: Context, processor: str, payment_id: str,
     client = client or await ctx.client()
     try:
         result = await customers.reverse_payment(
-            client, ctx.settings.task_queue, payment.customer_id,
-            ReversePaymentInput(processor=processor, payment_id=payment_id,
-                                actor=actor_of(audit, payment.customer_id)))
+            client, ctx.settings.task_queue,
+            ReversePayment(customer_id=payment.customer_id, processor=processor,
+                           payment_id=payment_id, actor=actor_of(audit, payment.customer_id)))
     except UpdateRefused as err:
         raise OperationError(str(err)) from None
     return {"status": result.status, "processor": processor, "payment_id": payment_id,
@@ -237,9 +233,9 @@ async def assign_unmatched(ctx: Context, processor: str | None, payment_id: str,
     client = client or await ctx.client()
     try:
         result = await customers.assign_payment(
-            client, ctx.settings.task_queue, customer_id,
-            AssignPaymentInput(processor=row.processor, payment_id=row.payment_id,
-                               actor=actor_of(audit, customer_id)))
+            client, ctx.settings.task_queue,
+            AssignPayment(customer_id=customer_id, processor=row.processor,
+                          payment_id=row.payment_id, actor=actor_of(audit, customer_id)))
     except UpdateRefused as err:
         raise OperationError(str(err)) from None
     return {"status": result.status, "processor": row.processor, "payment_id": payment_id,

@@ -13,7 +13,7 @@ from db.customers import get_customer
 from db.rows import AuditEntry, AuditInfo
 from operations.context import Context, actor_of
 from operations.errors import NotFound
-from workflows.payloads import RerunInput, RerunProgress
+from workflows.collection.payloads import RerunInput, RerunProgress
 
 
 async def start_rerun(ctx: Context, class_name: str | None, customer_id: str | None,
@@ -39,5 +39,17 @@ async def start_rerun(ctx: Context, class_name: str | None, customer_id: str | N
     if not wait:
         return {"workflow_id": workflow_id, "dry_run": dry_run, "scanned": 0,
                 "changed_customers": 0, "results": [], "done": False}
-    progress: RerunProgress = await handle.result()
-    return {"workflow_id": workflow_id, "dry_run": dry_run, **dataclasses.asdict(progress)}
+    return rerun_document(workflow_id, dry_run, await handle.result())
+
+
+def rerun_document(workflow_id: str, dry_run: bool, progress: RerunProgress) -> dict[str, Any]:
+    """A re-run's progress as the API and the CLI answer it (amounts in minor units)."""
+    return {
+        "workflow_id": workflow_id, "dry_run": dry_run,
+        "scanned": progress.scanned, "changed_customers": progress.changed_customers,
+        "done": progress.done,
+        "results": [{"customer_id": r.customer_id, "dry_run": r.dry_run,
+                     "changes": [dataclasses.asdict(c) for c in r.changes],
+                     "service_before": r.service_before, "service_after": r.service_after}
+                    for r in progress.results],
+    }

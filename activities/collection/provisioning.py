@@ -15,7 +15,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities import metrics
 from workflows import policies
-from workflows.payloads import APPLY_SERVICE_STATE, ApplyServiceStateInput, ApplyServiceStateResult
+from workflows.collection.payloads import (
+    APPLY_SERVICE_STATE,
+    ApplyServiceStateInput,
+    ApplyServiceStateResult,
+)
 
 log = logging.getLogger("dunning.provisioning")
 

@@ -7,13 +7,12 @@ from temporalio import activity
 from temporalio.client import Client
 
 from client import customers
-from workflows.payloads import (
+from domain.ledger.commands import Reevaluate, ReevaluationOutcome
+from workflows.collection.payloads import (
     LIST_CUSTOMERS,
     REEVALUATE_VIA_WORKFLOW,
     ListCustomersInput,
     ListCustomersResult,
-    ReevaluateInput,
-    ReevaluateResult,
     ReevaluateViaWorkflowInput,
 )
 
@@ -43,10 +42,11 @@ class RerunActivities:
     @activity.defn(name=REEVALUATE_VIA_WORKFLOW)
     async def reevaluate_via_customer_workflow(
         self, input: ReevaluateViaWorkflowInput
-    ) -> ReevaluateResult:
+    ) -> ReevaluationOutcome:
         """Through the customer's own workflow, so re-runs are serialised with payments."""
         # One update per re-run and customer: a retried activity gets the same answer.
         return await customers.reevaluate(
-            self.client, self.task_queue, input.customer_id,
-            ReevaluateInput(dry_run=input.dry_run, actor=input.actor),
+            self.client, self.task_queue,
+            Reevaluate(customer_id=input.customer_id, dry_run=input.dry_run,
+                       actor=input.actor),
             rerun_workflow_id=activity.info().workflow_id)

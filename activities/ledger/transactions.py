@@ -1,7 +1,10 @@
 """Ledger activities: each one transaction of db/ledger/transactions.py, idempotent on retry.
 
-The token of every transaction is the activity's identity within its workflow run, so a
-retry after a committed first attempt returns the first attempt's result (db/ledger/tokens.py).
+Each takes the operation's command (domain/ledger) as the customer's workflow stamped it
+and answers its outcome; the mapping from the transaction's record to the outcome is
+written once per operation, here. The token of every transaction is the activity's
+identity within its workflow run, so a retry after a committed first attempt returns the
+first attempt's result (db/ledger/tokens.py).
 """
 
 from __future__ import annotations
@@ -10,68 +13,57 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
-from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from activities import metrics
-from client.customers import wake_for_service_evaluation
-from client.invoices import (
-    InvoiceWorkflowNotStarted,
-    planned_steps,
-    start_invoice_workflow,
-)
-from db.collection.invoice_rows import get_invoice, list_invoices
-from db.collection.invoices import mark_suspension_reached
-from db.customers import get_customer_with_class
+from db.collection.invoice_rows import list_invoices
+from db.customers import get_customer
 from db.errors import CurrencyMismatch, InvalidValue, UnknownCustomer, UnknownPayment
 from db.ledger import transactions as ledger
-from db.ledger.fold import InvoiceChange as DbInvoiceChange
-from db.ledger.fold import ServiceTransition as DbTransition
-from db.ledger.payments import get_payment
-from db.ledger.unmatched import AssignUnmatched
+from db.ledger.fold import ServiceEvent
 from db.ledger.unmatched import assign_unmatched as assign
-from db.rows import AuditInfo, ClassRow, CustomerRow, InvoiceRow
+from db.rows import InvoiceRow
+from domain.ledger.commands import (
+    AssignmentOutcome,
+    AssignPayment,
+    EvaluateService,
+    InvoiceChange,
+    IssuedInvoice,
+    IssueInvoice,
+    IssueOutcome,
+    Reevaluate,
+    ReevaluationOutcome,
+    ReversalOutcome,
+    ReversePayment,
+    ServiceOutcome,
+)
+from domain.ledger.effects import ServiceTransition
 from domain.ledger.payments import ApplyPayment, PaymentOutcome
 from domain.money import MoneyError
 from workflows import policies
-from workflows.payloads import (
+from workflows.ledger.payloads import (
     APPLY_PAYMENT,
     ASSIGN_UNMATCHED,
-    CHECK_INVOICE,
     EVALUATE_SERVICE,
     ISSUE_INVOICE,
-    REACH_SUSPENSION,
     REEVALUATE_CUSTOMER,
-    REOPEN_INVOICE,
     REVERSE_PAYMENT,
-    START_INVOICE_WORKFLOW,
-    CheckInvoiceInput,
-    EvaluateServiceSignal,
-    InvoiceChange,
-    InvoiceFacts,
-    IssuedInvoice,
-    LedgerActivityInput,
-    LedgerActivityResult,
-    ReachSuspensionInput,
-    ReachSuspensionResult,
-    ReopenInvoiceInput,
-    ReopenInvoiceResult,
-    ServiceTransition,
-    StartInvoiceWorkflowInput,
-    StartInvoiceWorkflowResult,
 )
 
 
 @contextmanager
-def _refused_by_database() -> Iterator[None]:
-    """A constraint the data violates will not pass on a retry: fail for good, clearly."""
+def _refusals() -> Iterator[None]:
+    """What will not pass on a retry fails for good, clearly: bad input, a constraint the
+    data violates, an unknown customer or payment."""
     try:
         yield
     except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as err:
         raise _invalid(f"refused by the database: {str(err).splitlines()[0]}") from None
+    except (InvalidValue, CurrencyMismatch, MoneyError) as err:
+        raise _invalid(str(err)) from None
+    except (UnknownCustomer, UnknownPayment) as err:
+        raise ApplicationError(str(err), type=policies.NOT_FOUND, non_retryable=True) from None
 
 
 def _token() -> str:
@@ -83,13 +75,15 @@ def _invalid(message: str) -> ApplicationError:
     return ApplicationError(message, type=policies.INVALID_INPUT, non_retryable=True)
 
 
-_audit = ledger.audit_of
+def _transition(event: ServiceEvent | None) -> ServiceTransition | None:
+    if event is None or event.event_id is None:
+        return None
+    return ServiceTransition(state=event.state, causes=list(event.causes),
+                             event_id=event.event_id)
 
 
-def _facts(change: DbInvoiceChange) -> InvoiceFacts:
-    return InvoiceFacts(number=change.number, remaining=change.remaining,
-                        collection_status=change.collection_status,
-                        payment_status=change.payment_status, paid=change.paid)
+def _before(event: ServiceEvent | None, after: str) -> str:
+    return event.previous_state if event is not None else after
 
 
 def _issued(invoice: InvoiceRow) -> IssuedInvoice:
@@ -102,242 +96,90 @@ def _issued(invoice: InvoiceRow) -> IssuedInvoice:
         suspend_at=invoice.suspend_at)
 
 
-def _transition(service: DbTransition | None) -> ServiceTransition | None:
-    if service is None or service.event_id is None:
-        return None
-    return ServiceTransition(state=service.state, causes=list(service.causes),
-                             event_id=service.event_id)
-
-
 class LedgerActivities:
-    """Holds the connection pool (and the client, to wake a customer's workflow)."""
+    """Holds the connection pool: every ledger change of every customer runs here."""
 
-    def __init__(self, pool: AsyncConnectionPool, client: Client, task_queue: str) -> None:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
-        self.client = client
-        self.task_queue = task_queue
 
     @activity.defn(name=ISSUE_INVOICE)
-    async def issue_invoice(self, input: LedgerActivityInput) -> LedgerActivityResult:
+    async def issue_invoice(self, command: IssueInvoice) -> IssueOutcome:
         """Record the invoice (``created``, ``exists`` or ``conflict``, each an answer);
         ``changed``: the other invoices a back-dated one re-evaluated. No service decision
         (the workflow runs evaluate_service after it when invoices changed)."""
-        issue = input.issue
-        if issue is None:
-            raise _invalid("issue_invoice needs an invoice")
         async with self.pool.connection() as conn:
-            _, klass = await self._customer(conn, input.customer_id)
-            try:
-                with _refused_by_database():
-                    result = await ledger.issue_invoice(conn, ledger.IssueInvoice(
-                        customer_id=input.customer_id, number=issue.number,
-                        new_charges=issue.new_charges, issued_at=issue.issued_at,
-                        due_text=issue.due_text, overdue_at=issue.overdue_at,
-                        suspend_at=issue.suspend_at, token=_token(),
-                        audit=_audit(issue.actor or input.actor),
-                    ))
-            except InvalidValue as err:
-                raise _invalid(str(err)) from None
-        return LedgerActivityResult(
-            status=result.status, changed=[_facts(c) for c in result.changes],
-            transition=None, service_state=result.service_state,
-            service_before=result.service_state, balance=result.balance,
-            class_name=klass.name, invoice=_issued(result.invoice),
-            conflict_fields=list(result.conflict_fields),
-        )
-
-    @activity.defn(name=START_INVOICE_WORKFLOW)
-    async def start_invoice(self, input: StartInvoiceWorkflowInput
-                            ) -> StartInvoiceWorkflowResult:
-        """Start the workflow of a recorded invoice unless it exists (idempotent); retried
-        by the caller's policy until it succeeds, so no invoice stays without one."""
-        invoice, klass, state = await self._invoice(input.customer_id, input.invoice_number)
-        if invoice is None:
-            raise ApplicationError(
-                f"invoice {input.invoice_number} of {input.customer_id} not found",
-                type=policies.NOT_FOUND, non_retryable=True)
-        started = await self._start(invoice, klass, state, reopen=False)
-        return StartInvoiceWorkflowResult(workflow=started)
+            with _refusals():
+                result = await ledger.issue_invoice(conn, command, token=_token())
+        return IssueOutcome(
+            status=result.status, invoice=_issued(result.invoice),
+            service_state=result.service_state, balance=result.balance,
+            class_name=result.class_name, conflict_fields=list(result.conflict_fields),
+            changed=list(result.changes))
 
     @activity.defn(name=APPLY_PAYMENT)
-    async def apply_payment(self, payment: ApplyPayment) -> PaymentOutcome:
-        """``payment``: the command as built at the edge, validated there, stamped with the
-        workflow's instant. Its outcome is built here, once, from the transaction's."""
-        if payment.applied_at is None or payment.received_at is None:
-            raise _invalid("apply_payment needs a payment stamped by the customer's workflow")
-        now = payment.applied_at
+    async def apply_payment(self, command: ApplyPayment) -> PaymentOutcome:
+        """``command``: built at the edge, validated there, stamped with the workflow's
+        instant (``ApplyPayment.at``)."""
         async with self.pool.connection() as conn:
-            _, klass = await self._customer(conn, payment.customer_id)
-            try:
-                with _refused_by_database():  # e.g. another currency than the class's
-                    result = await ledger.apply_payment(conn, payment, now=now, token=_token())
-            except InvalidValue as err:
-                raise _invalid(str(err)) from None
+            with _refusals():  # e.g. another currency than the class's (the schema's check)
+                result = await ledger.apply_payment(conn, command, token=_token())
         return PaymentOutcome(
             status=result.status, service_state=result.service_state, balance=result.balance,
-            changed=[_facts(c) for c in result.changes],
-            transition=_transition(result.service),
-            payment_receipts=klass.payment_receipts, class_name=klass.name)
+            changed=list(result.changes), transition=_transition(result.service),
+            payment_receipts=result.payment_receipts, class_name=result.class_name)
 
     @activity.defn(name=REVERSE_PAYMENT)
-    async def reverse_payment(self, input: LedgerActivityInput) -> LedgerActivityResult:
-        reversal = input.reversal
-        if reversal is None:
-            raise _invalid("reverse_payment needs a reversal")
+    async def reverse_payment(self, command: ReversePayment) -> ReversalOutcome:
         async with self.pool.connection() as conn:
-            _, klass = await self._customer(conn, input.customer_id)
-            payment = await get_payment(conn, reversal.processor, reversal.payment_id)
-            if payment is not None and payment.customer_id != input.customer_id:
-                # Checked before anything is written: only the owner's workflow reverses.
-                raise _invalid(f"payment {reversal.processor}:{reversal.payment_id} belongs "
-                               "to another customer")
-            try:
-                result = await ledger.reverse_payment(conn, ledger.ReversePayment(
-                    processor=reversal.processor, payment_id=reversal.payment_id,
-                    now=input.now, reason=input.reason, token=_token(),
-                    audit=_audit(input.actor),
-                ))
-            except UnknownPayment as err:
-                raise ApplicationError(str(err), type=policies.NOT_FOUND,
-                                       non_retryable=True) from None
-        service_before = result.service.previous_state if result.service else result.service_state
-        return LedgerActivityResult(
-            status=result.status, changed=[_facts(c) for c in result.changes],
-            transition=_transition(result.service), service_state=result.service_state,
-            service_before=service_before, balance=result.balance, class_name=klass.name,
-        )
+            with _refusals():
+                result = await ledger.reverse_payment(conn, command, token=_token())
+        return ReversalOutcome(
+            status=result.status, service_state=result.service_state,
+            service_before=_before(result.service, result.service_state),
+            balance=result.balance, changed=list(result.changes),
+            transition=_transition(result.service), class_name=result.class_name)
 
     @activity.defn(name=ASSIGN_UNMATCHED)
-    async def assign_unmatched(self, input: LedgerActivityInput) -> LedgerActivityResult:
-        assignment = input.assignment
-        if assignment is None:
-            raise _invalid("assign_unmatched needs an assignment")
-        audit = _audit(input.actor) or AuditInfo(actor="dunning", realm="system")
+    async def assign_unmatched(self, command: AssignPayment) -> AssignmentOutcome:
         async with self.pool.connection() as conn:
-            customer, klass = await self._customer(conn, input.customer_id)
-            try:
-                result = await assign(conn, AssignUnmatched(
-                    processor=assignment.processor, payment_id=assignment.payment_id,
-                    customer_id=input.customer_id, now=input.now, audit=audit,
-                    token=_token(),
-                ))
-            except UnknownPayment as err:
-                raise ApplicationError(str(err), type=policies.NOT_FOUND,
-                                       non_retryable=True) from None
-            except (CurrencyMismatch, InvalidValue, MoneyError) as err:
-                raise _invalid(str(err)) from None
-        applied = result.applied
-        service = applied.service if applied else None
-        state = applied.service_state if applied else customer.service_state
-        return LedgerActivityResult(
-            status=result.status,
-            changed=[_facts(c) for c in applied.changes] if applied else [],
-            transition=_transition(service), service_state=state,
-            service_before=service.previous_state if service else state,
-            balance=applied.balance if applied else customer.balance,
-            payment_receipts=klass.payment_receipts, class_name=klass.name,
-        )
+            with _refusals():
+                result = await assign(conn, command, token=_token())
+            applied = result.applied
+            if applied is None:  # already assigned: nothing changed, answer the state
+                customer = await get_customer(conn, command.customer_id)
+                assert customer is not None  # the transaction locked it
+                return AssignmentOutcome(status=result.status,
+                                         service_state=customer.service_state,
+                                         balance=customer.balance)
+        return AssignmentOutcome(
+            status=result.status, service_state=applied.service_state,
+            balance=applied.balance, changed=list(applied.changes),
+            transition=_transition(applied.service),
+            payment_receipts=applied.payment_receipts, class_name=applied.class_name)
 
     @activity.defn(name=REEVALUATE_CUSTOMER)
-    async def reevaluate_customer(self, input: LedgerActivityInput) -> LedgerActivityResult:
+    async def reevaluate_customer(self, command: Reevaluate) -> ReevaluationOutcome:
         async with self.pool.connection() as conn:
-            _, klass = await self._customer(conn, input.customer_id)
             before = {i.number: i.collection_status
-                      for i in await list_invoices(conn, input.customer_id)}
-            result = await ledger.reevaluate(conn, ledger.Reevaluate(
-                customer_id=input.customer_id, now=input.now, dry_run=input.dry_run,
-                reason=input.reason or "re-run", token=_token(), audit=_audit(input.actor),
-            ))
-        service_before = result.service.previous_state if result.service else result.service_state
-        return LedgerActivityResult(
-            status="dry_run" if input.dry_run else "reevaluated",
-            changed=[_facts(c) for c in result.changes],
-            transition=_transition(result.service), service_state=result.service_state,
-            service_before=service_before, balance=result.balance, class_name=klass.name,
+                      for i in await list_invoices(conn, command.customer_id)}
+            with _refusals():
+                result = await ledger.reevaluate(conn, command, token=_token())
+        return ReevaluationOutcome(
+            customer_id=command.customer_id, dry_run=command.dry_run,
             changes=[InvoiceChange(number=c.number, before_status=before.get(c.number),
                                    after_status=c.collection_status, remaining=c.remaining)
                      for c in result.changes],
-        )
+            service_before=_before(result.service, result.service_state),
+            service_after=result.service_state, balance=result.balance,
+            changed=list(result.changes), transition=_transition(result.service),
+            class_name=result.class_name)
 
     @activity.defn(name=EVALUATE_SERVICE)
-    async def evaluate_service(self, input: LedgerActivityInput) -> LedgerActivityResult:
+    async def evaluate_service(self, command: EvaluateService) -> ServiceOutcome:
         async with self.pool.connection() as conn:
-            customer, klass = await self._customer(conn, input.customer_id)
-            result = await ledger.evaluate_service(conn, ledger.EvaluateService(
-                customer_id=input.customer_id, now=input.now, reason=input.reason,
-                token=_token(),
-            ))
-        service_before = result.service.previous_state if result.service else result.service_state
-        return LedgerActivityResult(
-            status="evaluated", changed=[], transition=_transition(result.service),
-            service_state=result.service_state, service_before=service_before,
-            balance=customer.balance, class_name=klass.name,
-        )
-
-    @activity.defn(name=CHECK_INVOICE)
-    async def check_invoice(self, input: CheckInvoiceInput) -> InvoiceFacts:
-        async with self.pool.connection() as conn:
-            invoice = await get_invoice(conn, input.customer_id, input.invoice_number)
-        if invoice is None:
-            raise ApplicationError(
-                f"invoice {input.invoice_number} of {input.customer_id} not found",
-                type=policies.NOT_FOUND, non_retryable=True)
-        return InvoiceFacts(number=invoice.number, remaining=invoice.remaining,
-                            collection_status=invoice.collection_status,
-                            payment_status=invoice.payment_status,
-                            paid=invoice.payment_status == "paid")
-
-    @activity.defn(name=REOPEN_INVOICE)
-    async def reopen_invoice(self, input: ReopenInvoiceInput) -> ReopenInvoiceResult:
-        """Start the lifecycle of an invoice again after a reversal opened it (idempotent)."""
-        invoice, klass, state = await self._invoice(input.customer_id, input.invoice_number)
-        if invoice is None or invoice.payment_status == "paid":
-            return ReopenInvoiceResult(started=False)
-        started = await self._start(invoice, klass, state, reopen=True)
-        return ReopenInvoiceResult(started=started == "started")
-
-    @activity.defn(name=REACH_SUSPENSION)
-    async def reach_suspension(self, input: ReachSuspensionInput) -> ReachSuspensionResult:
-        """Record that the invoice is past its suspension time, then wake the customer.
-
-        The customer's workflow makes the decision (it is the single writer); waking it
-        with signal-with-start works whether or not it is running yet.
-        """
-        async with self.pool.connection() as conn:
-            recorded = await mark_suspension_reached(conn, input.customer_id,
-                                                     input.invoice_number, input.at)
-        await wake_for_service_evaluation(
-            self.client, self.task_queue, input.customer_id, EvaluateServiceSignal(
-                reason=f"invoice {input.invoice_number} reached its suspension time",
-                invoice_number=input.invoice_number))
-        return ReachSuspensionResult(recorded=recorded)
-
-    async def _invoice(self, customer_id: str, number: str
-                       ) -> tuple[InvoiceRow | None, ClassRow, str]:
-        """The invoice, its class and the customer's service state, for starting its
-        workflow."""
-        async with self.pool.connection() as conn:
-            customer, klass = await self._customer(conn, customer_id)
-            invoice = await get_invoice(conn, customer_id, number)
-        return invoice, klass, customer.service_state
-
-    async def _start(self, invoice: InvoiceRow, klass: ClassRow, service_state: str, *,
-                     reopen: bool) -> str:
-        """Start the invoice's workflow; a refusal (or no server) is counted and raised, so
-        the caller's retry policy keeps trying until the invoice has its workflow."""
-        try:
-            return await start_invoice_workflow(
-                self.client, self.task_queue, invoice, klass, service_state,
-                planned_steps(invoice, klass), reopen=reopen)
-        except (InvoiceWorkflowNotStarted, RuntimeError):
-            metrics.WORKFLOW_START_FAILURES.inc()
-            raise
-
-    async def _customer(self, conn: AsyncConnection,
-                        customer_id: str) -> tuple[CustomerRow, ClassRow]:
-        found = await get_customer_with_class(conn, customer_id)
-        if found is None:
-            raise ApplicationError(str(UnknownCustomer(customer_id)), type=policies.NOT_FOUND,
-                                   non_retryable=True)
-        return found
-
+            with _refusals():
+                result = await ledger.evaluate_service(conn, command, token=_token())
+        return ServiceOutcome(
+            service_state=result.service_state,
+            service_before=_before(result.service, result.service_state),
+            balance=result.balance, transition=_transition(result.service))

@@ -30,7 +30,7 @@ from db.customers import get_customer_with_class
 from db.ledger.payments import get_payment
 from db.rows import ClassRow, CustomerRow
 from workflows import policies
-from workflows.payloads import (
+from workflows.notifications.payloads import (
     EXPIRE_NOTIFICATION,
     SEND_NOTIFICATION,
     ExpireNotificationInput,

@@ -9,7 +9,6 @@ answers 202 like a real run (``done: false``) and keeps running.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
@@ -23,7 +22,7 @@ from db.customers import get_customer_with_class
 from domain.money import currency, format_amount
 from operations.context import Context
 from operations.errors import NotFound
-from operations.reruns import start_rerun
+from operations.reruns import rerun_document, start_rerun
 from settings import ApiIdentity
 
 router = APIRouter(tags=["re-runs"])
@@ -71,8 +70,7 @@ async def post_rerun(body: RerunIn, request: Request, response: Response,
             pass  # still running: 202 with done=false
         else:
             response.status_code = status.HTTP_200_OK
-            started = {"workflow_id": started["workflow_id"], "dry_run": True,
-                       **dataclasses.asdict(progress)}
+            started = rerun_document(started["workflow_id"], True, progress)
     return _out(started, code)
 
 

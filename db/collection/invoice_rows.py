@@ -33,11 +33,10 @@ async def get_invoice(conn: AsyncConnection, customer_id: str, number: str) -> I
 
 
 async def list_invoices(conn: AsyncConnection, customer_id: str) -> list[InvoiceRow]:
-    """Oldest first (issue time, then number)."""
-    # cancelled_at is always NULL; the predicate lets invoices_customer_live_idx serve this.
+    """Every invoice of the customer, oldest first (issue time, then number): the order
+    the fold allocates in (invoices_customer_issued_idx)."""
     query = sql.SQL(
-        "SELECT {} FROM invoices WHERE customer_id = %s AND cancelled_at IS NULL"
-        " ORDER BY issued_at, number"
+        "SELECT {} FROM invoices WHERE customer_id = %s ORDER BY issued_at, number"
     ).format(columns(InvoiceRow))
     async with conn.cursor(row_factory=class_row(InvoiceRow)) as cur:
         await cur.execute(query, (customer_id,))

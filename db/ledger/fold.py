@@ -16,6 +16,7 @@ from datetime import datetime
 from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
+from db.collection.invoice_rows import list_invoices
 from db.errors import UnknownCustomer
 from db.rows import ClassRow, CustomerRow, InvoiceRow, PaymentRow, columns
 from domain.collection.evaluation import (
@@ -26,22 +27,13 @@ from domain.collection.evaluation import (
     evaluate,
 )
 from domain.ledger.allocation import InvoiceEntry, PaymentEntry, build_ledger
+from domain.ledger.effects import InvoiceFacts
 
 
 @dataclass(frozen=True)
-class InvoiceChange:
-    """An invoice whose remaining amount or a status changed in this transaction."""
-
-    number: str
-    remaining: int
-    collection_status: str
-    payment_status: str
-    paid: bool
-
-
-@dataclass(frozen=True)
-class ServiceTransition:
-    """The customer's service changed state; ``event_id`` is the service_events row."""
+class ServiceEvent:
+    """The customer's service changed state, as recorded: ``event_id`` is the
+    service_events row (what crosses Temporal of it is domain's ServiceEvent)."""
 
     state: str
     previous_state: str
@@ -67,8 +59,8 @@ class PendingInvoice:
 class FoldOutcome:
     customer: CustomerRow          # after the fold (balance, credit, service state)
     invoices: tuple[InvoiceRow, ...]  # live invoices after the fold, oldest first
-    changes: tuple[InvoiceChange, ...]
-    service: ServiceTransition | None
+    changes: tuple[InvoiceFacts, ...]  # invoices whose remaining or a status changed
+    service: ServiceEvent | None
     allocations: tuple[tuple[int, str, int], ...]  # (payments.id, invoice number, amount)
 
 
@@ -99,21 +91,6 @@ async def customer_class(conn: AsyncConnection, customer: CustomerRow) -> ClassR
     return row
 
 
-async def live_invoices(conn: AsyncConnection, customer_id: str) -> list[InvoiceRow]:
-    """Every invoice, oldest first (issue time, then number).
-
-    cancelled_at is always NULL (no command sets it); the predicate lets the partial index
-    invoices_customer_live_idx serve this query.
-    """
-    query = sql.SQL(
-        "SELECT {} FROM invoices WHERE customer_id = %s AND cancelled_at IS NULL"
-        " ORDER BY issued_at, number"
-    ).format(columns(InvoiceRow))
-    async with conn.cursor(row_factory=class_row(InvoiceRow)) as cur:
-        await cur.execute(query, (customer_id,))
-        return await cur.fetchall()
-
-
 async def applied_payments(conn: AsyncConnection, customer_id: str) -> list[PaymentRow]:
     """Non-reversed payments in recording order (the domain keeps it for equal instants)."""
     query = sql.SQL(
@@ -131,7 +108,7 @@ async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, 
 
     Call with the customer row locked (``lock_customer``) inside a transaction.
     """
-    before = await live_invoices(conn, customer.id)
+    before = await list_invoices(conn, customer.id)
     payments = await applied_payments(conn, customer.id)
     entries = [InvoiceEntry(i.number, i.issued_at, i.new_charges) for i in before]
     if pending is not None:
@@ -141,7 +118,7 @@ async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, 
     evaluations = {e.number: e for e in evaluate(ledger, klass.threshold)}
 
     rows: dict[str, InvoiceRow] = {}
-    changes: list[InvoiceChange] = []
+    changes: list[InvoiceFacts] = []
     old_by_number = {row.number: row for row in before}
     for balance in ledger.invoices:
         ev = evaluations[balance.number]
@@ -166,7 +143,7 @@ async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, 
         if (old.remaining, old.collection_status, old.payment_status) != (
             ev.remaining, ev.collection_status, ev.payment_status
         ):
-            changes.append(InvoiceChange(
+            changes.append(InvoiceFacts(
                 number=balance.number,
                 remaining=ev.remaining,
                 collection_status=str(ev.collection_status),
@@ -198,7 +175,7 @@ async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, 
 async def decide_and_record_service(
     conn: AsyncConnection, customer: CustomerRow, invoices: tuple[InvoiceRow, ...],
     now: datetime, reason: str,
-) -> tuple[CustomerRow, ServiceTransition | None, tuple[str, ...]]:
+) -> tuple[CustomerRow, ServiceEvent | None, tuple[str, ...]]:
     """Ask the domain for the service state; record a change as happening at ``now``.
 
     Returns the customer row after, the transition if the state changed, and the causes
@@ -229,7 +206,7 @@ async def decide_and_record_service(
     )
     event = await cur2.fetchone()
     assert event is not None
-    return updated, ServiceTransition(
+    return updated, ServiceEvent(
         state=str(decision.state), previous_state=customer.service_state,
         causes=causes, reason=reason, occurred_at=now, event_id=int(event[0]),
     ), causes

@@ -24,16 +24,14 @@ from psycopg.rows import class_row
 
 from db.audit import customer_target, invoice_target, payment_target, record_audit
 from db.codec import dumps
-from db.collection.invoice_rows import get_invoice
+from db.collection.invoice_rows import get_invoice, list_invoices
 from db.errors import InvalidValue, UnknownPayment
 from db.ledger.fold import (
     FoldOutcome,
-    InvoiceChange,
     PendingInvoice,
-    ServiceTransition,
+    ServiceEvent,
     customer_class,
     decide_and_record_service,
-    live_invoices,
     lock_customer,
     refold,
 )
@@ -48,15 +46,15 @@ from db.rows import (
     PaymentRow,
     columns,
 )
+from domain.ledger.commands import EvaluateService, IssueInvoice, Reevaluate, ReversePayment
+from domain.ledger.effects import InvoiceFacts
 from domain.ledger.payments import Actor, ApplyPayment, PaymentSource
 
 __all__ = [
-    "ApplyPayment", "ApplyPaymentResult", "EvaluateService", "EvaluateServiceResult",
-    "InvoiceChange", "IssueInvoice", "IssueInvoiceResult", "PaymentAllocation", "Reevaluate",
-    "ReevaluateResult", "ReversePayment", "ReversePaymentResult", "ServiceTransition",
-    "apply_payment", "audit_of", "body_hash", "fingerprint", "known_payment", "payment_hash",
-    "evaluate_service", "issue_invoice", "reevaluate",
-    "reverse_payment",
+    "ApplyPaymentResult", "EvaluateServiceResult", "IssueInvoiceResult", "PaymentAllocation",
+    "ReevaluateResult", "ReversePaymentResult", "ServiceEvent", "apply_payment", "audit_of",
+    "body_hash", "evaluate_service", "fingerprint", "issue_invoice", "known_payment",
+    "payment_hash", "reevaluate", "reverse_payment",
 ]
 
 
@@ -100,19 +98,6 @@ def audit_of(actor: Actor | None) -> AuditInfo | None:
 
 # --------------------------------------------------------------------------- issue_invoice
 @dataclass(frozen=True)
-class IssueInvoice:
-    customer_id: str
-    number: str
-    new_charges: int                  # minor units, >= 0
-    issued_at: datetime               # aware
-    due_text: str                     # as given ("2024-06-30" or an ISO datetime)
-    overdue_at: datetime              # D, from domain.when.overdue_instant
-    suspend_at: datetime              # S, from domain.collection.schedule.suspension_instant
-    token: str | None = None
-    audit: AuditInfo | None = None    # given when a person issues it by hand
-
-
-@dataclass(frozen=True)
 class IssueInvoiceResult:
     """``created``; ``exists`` (same data, nothing changed); ``conflict`` (other data,
     nothing written; ``invoice`` is the stored one and ``conflict_fields`` names what differs)."""
@@ -120,7 +105,7 @@ class IssueInvoiceResult:
     status: Literal["created", "exists", "conflict"]
     invoice: InvoiceRow
     conflict_fields: tuple[str, ...]
-    changes: tuple[InvoiceChange, ...]  # other invoices re-evaluated (back-dated issue)
+    changes: tuple[InvoiceFacts, ...]  # other invoices re-evaluated (back-dated issue)
     customer_id: str
     class_name: str
     currency: str
@@ -132,7 +117,8 @@ class IssueInvoiceResult:
 _INVOICE_INPUTS = ("new_charges", "issued_at", "due_text", "overdue_at", "suspend_at")
 
 
-async def issue_invoice(conn: AsyncConnection, cmd: IssueInvoice) -> IssueInvoiceResult:
+async def issue_invoice(conn: AsyncConnection, cmd: IssueInvoice, *,
+                        token: str | None = None) -> IssueInvoiceResult:
     """Store a new invoice with amount due, remaining and statuses from the fold.
 
     Makes no service decision (no ``now``): the invoice's suspension step calls
@@ -143,7 +129,7 @@ async def issue_invoice(conn: AsyncConnection, cmd: IssueInvoice) -> IssueInvoic
         raise InvalidValue("new charges must not be negative")
     async with conn.transaction():
         customer = await lock_customer(conn, cmd.customer_id)
-        if (done := await stored_result(conn, cmd.token, "issue_invoice",
+        if (done := await stored_result(conn, token, "issue_invoice",
                                         IssueInvoiceResult)) is not None:
             return done
         klass = await customer_class(conn, customer)
@@ -167,11 +153,11 @@ async def issue_invoice(conn: AsyncConnection, cmd: IssueInvoice) -> IssueInvoic
                 customer_id=customer.id, class_name=klass.name, currency=klass.currency,
                 balance=outcome.customer.balance, credit=outcome.customer.credit,
                 service_state=outcome.customer.service_state)
-            if cmd.audit is not None:
+            if (audit := audit_of(cmd.actor)) is not None:
                 await record_audit(conn, AuditEntry.of(
-                    cmd.audit, "invoice.issue", invoice_target(customer.id, cmd.number),
+                    audit, "invoice.issue", invoice_target(customer.id, cmd.number),
                     on_behalf_of=customer.id, after=invoice))
-        await store_result(conn, cmd.token, "issue_invoice", customer.id, result)
+        await store_result(conn, token, "issue_invoice", customer.id, result)
         return result
 
 
@@ -191,23 +177,29 @@ class ApplyPaymentResult:
     status: Literal["accepted", "duplicate", "conflict"]
     payment: PaymentRow | None
     allocations: tuple[PaymentAllocation, ...]  # where this payment went (accepted only)
-    changes: tuple[InvoiceChange, ...]
-    service: ServiceTransition | None
+    changes: tuple[InvoiceFacts, ...]
+    service: ServiceEvent | None
     customer_id: str
     currency: str
     balance: int
     credit: int
     service_state: str
+    class_name: str = ""
+    payment_receipts: bool = True     # the class sends payment_received mails
 
 
-async def apply_payment(conn: AsyncConnection, cmd: ApplyPayment, *, now: datetime,
+async def apply_payment(conn: AsyncConnection, cmd: ApplyPayment, *,
                         token: str | None = None) -> ApplyPaymentResult:
-    """Record a payment and re-evaluate the customer; ``now``: when it happens (service
-    change time), ``token``: the call's identity (db/ledger/tokens.py). The command was validated
-    when it was built (domain/ledger/payments.py); here the payment is fingerprinted and decided
+    """Record a payment and re-evaluate the customer at ``cmd.applied_at`` (the service
+    change time, stamped by ``ApplyPayment.at``); ``token``: the call's identity
+    (db/ledger/tokens.py). The command was validated when it was built
+    (domain/ledger/payments.py); here the payment is fingerprinted and decided
     duplicate/conflict, once. Raises UnknownCustomer (the caller then records it as
     unmatched), InvalidValue; the schema refuses another currency than the class's
     (payments_currency_matches_class). Nothing is written then."""
+    now = cmd.applied_at
+    if now is None:
+        raise InvalidValue("a payment is applied at an instant: ApplyPayment.at(now)")
     received_at = cmd.received_at if cmd.received_at is not None else now
     _require_aware(received_at, now)
     async with conn.transaction():
@@ -222,7 +214,8 @@ async def apply_payment(conn: AsyncConnection, cmd: ApplyPayment, *, now: dateti
             result = ApplyPaymentResult(
                 status=status, payment=existing, allocations=(), changes=(), service=None,
                 customer_id=customer.id, currency=klass.currency, balance=customer.balance,
-                credit=customer.credit, service_state=customer.service_state)
+                credit=customer.credit, service_state=customer.service_state,
+                class_name=klass.name, payment_receipts=klass.payment_receipts)
         else:
             result = await insert_payment_and_refold(
                 conn, customer, klass, cmd.processor, cmd.payment_id, cmd.amount,
@@ -260,46 +253,44 @@ async def insert_payment_and_refold(conn: AsyncConnection, customer: CustomerRow
         status="accepted", payment=payment, allocations=_allocations_of(outcome, payment.id),
         changes=outcome.changes, service=outcome.service, customer_id=customer.id,
         currency=klass.currency, balance=outcome.customer.balance,
-        credit=outcome.customer.credit, service_state=outcome.customer.service_state)
+        credit=outcome.customer.credit, service_state=outcome.customer.service_state,
+        class_name=klass.name, payment_receipts=klass.payment_receipts)
 
 
 # ------------------------------------------------------------------------- reverse_payment
-@dataclass(frozen=True)
-class ReversePayment:
-    processor: str
-    payment_id: str
-    now: datetime
-    reason: str | None = None         # e.g. "chargeback"; also the service event's reason
-    token: str | None = None
-    audit: AuditInfo | None = None
-
-
 @dataclass(frozen=True)
 class ReversePaymentResult:
     """``reversed``; ``already_reversed`` (nothing changed)."""
 
     status: Literal["reversed", "already_reversed"]
     payment: PaymentRow
-    changes: tuple[InvoiceChange, ...]
-    service: ServiceTransition | None
+    changes: tuple[InvoiceFacts, ...]
+    service: ServiceEvent | None
     customer_id: str
     currency: str
     balance: int
     credit: int
     service_state: str
+    class_name: str = ""
 
 
-async def reverse_payment(conn: AsyncConnection, cmd: ReversePayment) -> ReversePaymentResult:
-    """Reverse a payment: the fold runs again without it (SPEC 2.2). Raises UnknownPayment."""
-    _require_aware(cmd.now)
+async def reverse_payment(conn: AsyncConnection, cmd: ReversePayment, *,
+                          token: str | None = None) -> ReversePaymentResult:
+    """Reverse a payment of ``cmd.customer_id``: the fold runs again without it (SPEC 2.2).
+    Raises UnknownPayment, InvalidValue (the payment is another customer's)."""
+    now = _stamped(cmd.now)
     async with conn.transaction():
         found = await get_payment(conn, cmd.processor, cmd.payment_id)
         if found is None:
             detail = ("it is an unmatched payment that was never applied"
                       if await _is_unmatched(conn, cmd.processor, cmd.payment_id) else "")
             raise UnknownPayment(cmd.processor, cmd.payment_id, detail)
+        if found.customer_id != cmd.customer_id:
+            # Only the owner's workflow reverses: checked before anything is written.
+            raise InvalidValue(f"payment {cmd.processor}:{cmd.payment_id} belongs to another "
+                               "customer")
         customer = await lock_customer(conn, found.customer_id)
-        if (done := await stored_result(conn, cmd.token, "reverse_payment",
+        if (done := await stored_result(conn, token, "reverse_payment",
                                         ReversePaymentResult)) is not None:
             return done
         klass = await customer_class(conn, customer)
@@ -309,132 +300,120 @@ async def reverse_payment(conn: AsyncConnection, cmd: ReversePayment) -> Reverse
             result = ReversePaymentResult(
                 status="already_reversed", payment=before, changes=(), service=None,
                 customer_id=customer.id, currency=klass.currency, balance=customer.balance,
-                credit=customer.credit, service_state=customer.service_state)
+                credit=customer.credit, service_state=customer.service_state,
+                class_name=klass.name)
         else:
             query = sql.SQL(
                 "UPDATE payments SET status = 'reversed', reversed_at = %s WHERE id = %s"
                 " RETURNING {}"
             ).format(columns(PaymentRow))
             async with conn.cursor(row_factory=class_row(PaymentRow)) as cur:
-                await cur.execute(query, (cmd.now, before.id))
+                await cur.execute(query, (now, before.id))
                 after = await cur.fetchone()
             assert after is not None
             why = f"payment {cmd.processor}/{cmd.payment_id} reversed"
-            outcome = await refold(conn, customer, klass, now=cmd.now,
+            outcome = await refold(conn, customer, klass, now=now,
                                    reason=f"{why}: {cmd.reason}" if cmd.reason else why)
-            if cmd.audit is not None:
+            if (audit := audit_of(cmd.actor)) is not None:
                 await record_audit(conn, AuditEntry.of(
-                    _with_reason(cmd.audit, cmd.reason), "payment.reverse",
+                    _with_reason(audit, cmd.reason), "payment.reverse",
                     payment_target(cmd.processor, cmd.payment_id), on_behalf_of=customer.id,
                     before=before, after=after))
             result = ReversePaymentResult(
                 status="reversed", payment=after, changes=outcome.changes,
                 service=outcome.service, customer_id=customer.id, currency=klass.currency,
                 balance=outcome.customer.balance, credit=outcome.customer.credit,
-                service_state=outcome.customer.service_state)
-        await store_result(conn, cmd.token, "reverse_payment", customer.id, result)
+                service_state=outcome.customer.service_state, class_name=klass.name)
+        await store_result(conn, token, "reverse_payment", customer.id, result)
         return result
 
 
 # ------------------------------------------------------------------------------ reevaluate
 @dataclass(frozen=True)
-class Reevaluate:
-    customer_id: str
-    now: datetime
-    dry_run: bool = False
-    reason: str = "re-run"
-    token: str | None = None
-    audit: AuditInfo | None = None    # finance re-run: audited (not in a dry run)
-
-
-@dataclass(frozen=True)
 class ReevaluateResult:
     customer_id: str
     dry_run: bool
     threshold: int                    # the class threshold used
-    changes: tuple[InvoiceChange, ...]
-    service: ServiceTransition | None  # event_id None in a dry run
+    changes: tuple[InvoiceFacts, ...]
+    service: ServiceEvent | None  # event_id None in a dry run
     currency: str
     balance: int
     credit: int
     service_state: str                # after (what it would be, in a dry run)
+    class_name: str = ""
 
 
-async def reevaluate(conn: AsyncConnection, cmd: Reevaluate) -> ReevaluateResult:
+async def reevaluate(conn: AsyncConnection, cmd: Reevaluate, *,
+                     token: str | None = None) -> ReevaluateResult:
     """Re-run the fold, statuses and service decision with the class's current settings.
 
     A dry run computes the same result and rolls everything back (token not stored).
     """
-    _require_aware(cmd.now)
+    now = _stamped(cmd.now)
     result: ReevaluateResult | None = None
     async with conn.transaction() as tx:
         customer = await lock_customer(conn, cmd.customer_id)
         if not cmd.dry_run and (done := await stored_result(
-                conn, cmd.token, "reevaluate", ReevaluateResult)) is not None:
+                conn, token, "reevaluate", ReevaluateResult)) is not None:
             return done
         klass = await customer_class(conn, customer)
-        outcome = await refold(conn, customer, klass, now=cmd.now, reason=cmd.reason)
-        result = _reevaluate_result(cmd, klass.threshold, klass.currency, outcome)
+        outcome = await refold(conn, customer, klass, now=now, reason=cmd.reason)
+        result = _reevaluate_result(cmd, klass, outcome)
         if cmd.dry_run:
             raise Rollback(tx)
-        if cmd.audit is not None:
+        if (audit := audit_of(cmd.actor)) is not None:
             await record_audit(conn, AuditEntry.of(
-                cmd.audit, "customer.rerun", customer_target(customer.id),
+                audit, "customer.rerun", customer_target(customer.id),
                 on_behalf_of=customer.id,
                 before={"service_state": customer.service_state},
                 after={"changes": result.changes, "service": result.service,
                        "threshold": klass.threshold}))
-        await store_result(conn, cmd.token, "reevaluate", customer.id, result)
+        await store_result(conn, token, "reevaluate", customer.id, result)
     assert result is not None
     return result
 
 
-def _reevaluate_result(cmd: Reevaluate, threshold: int, currency: str,
+def _reevaluate_result(cmd: Reevaluate, klass: ClassRow,
                        outcome: FoldOutcome) -> ReevaluateResult:
     service = outcome.service
     if cmd.dry_run and service is not None:
         # The service_events row is rolled back with the rest; do not hand out its id.
-        service = ServiceTransition(**{f.name: getattr(service, f.name)
+        service = ServiceEvent(**{f.name: getattr(service, f.name)
                                        for f in fields(service) if f.name != "event_id"},
                                     event_id=None)
     return ReevaluateResult(
-        customer_id=cmd.customer_id, dry_run=cmd.dry_run, threshold=threshold,
-        changes=outcome.changes, service=service, currency=currency,
+        customer_id=cmd.customer_id, dry_run=cmd.dry_run, threshold=klass.threshold,
+        changes=outcome.changes, service=service, currency=klass.currency,
         balance=outcome.customer.balance, credit=outcome.customer.credit,
-        service_state=outcome.customer.service_state)
+        service_state=outcome.customer.service_state, class_name=klass.name)
 
 
 # ------------------------------------------------------------------------ evaluate_service
-@dataclass(frozen=True)
-class EvaluateService:
-    customer_id: str
-    now: datetime
-    reason: str                       # e.g. "invoice INV-06 reached its suspension time"
-    token: str | None = None
-
-
 @dataclass(frozen=True)
 class EvaluateServiceResult:
     customer_id: str
     service_state: str                # after
     causes: tuple[str, ...]           # invoices that keep it suspended
-    service: ServiceTransition | None
+    service: ServiceEvent | None
+    balance: int = 0
 
 
-async def evaluate_service(conn: AsyncConnection, cmd: EvaluateService) -> EvaluateServiceResult:
+async def evaluate_service(conn: AsyncConnection, cmd: EvaluateService, *,
+                           token: str | None = None) -> EvaluateServiceResult:
     """Only the service decision, over the stored invoice statuses and the suspension
     times their workflows recorded; a change is recorded as happening at ``now``."""
-    _require_aware(cmd.now)
+    now = _stamped(cmd.now)
     async with conn.transaction():
         customer = await lock_customer(conn, cmd.customer_id)
-        if (done := await stored_result(conn, cmd.token, "evaluate_service",
+        if (done := await stored_result(conn, token, "evaluate_service",
                                         EvaluateServiceResult)) is not None:
             return done
-        invoices = tuple(await live_invoices(conn, customer.id))
+        invoices = tuple(await list_invoices(conn, customer.id))
         after, service, causes = await decide_and_record_service(
-            conn, customer, invoices, cmd.now, cmd.reason)
-        result = EvaluateServiceResult(customer.id, after.service_state, causes, service)
-        await store_result(conn, cmd.token, "evaluate_service", customer.id, result)
+            conn, customer, invoices, now, cmd.reason)
+        result = EvaluateServiceResult(customer.id, after.service_state, causes, service,
+                                       balance=after.balance)
+        await store_result(conn, token, "evaluate_service", customer.id, result)
         return result
 
 
@@ -484,6 +463,14 @@ def _with_reason(info: AuditInfo, reason: str | None) -> AuditInfo:
     if info.reason is not None or reason is None:
         return info
     return AuditInfo(info.actor, info.realm, reason, info.request_id)
+
+
+def _stamped(now: datetime | None) -> datetime:
+    """The instant the customer's workflow stamped on the command (``at``)."""
+    if now is None:
+        raise InvalidValue("a ledger command runs at an instant: stamp it with .at(now)")
+    _require_aware(now)
+    return now
 
 
 def _require_aware(*instants: datetime) -> None:

@@ -20,8 +20,14 @@ from db.errors import CurrencyMismatch, InvalidValue, UnknownPayment
 from db.ledger.fold import customer_class, lock_customer
 from db.ledger.payments import get_payment
 from db.ledger.tokens import store_result, stored_result
-from db.ledger.transactions import ApplyPaymentResult, insert_payment_and_refold, lock_payment_key
+from db.ledger.transactions import (
+    ApplyPaymentResult,
+    audit_of,
+    insert_payment_and_refold,
+    lock_payment_key,
+)
 from db.rows import AuditEntry, AuditInfo, PaymentRow, UnmatchedRow, columns
+from domain.ledger.commands import AssignPayment
 from domain.money import currency as lookup_currency
 from domain.money import parse_amount
 
@@ -91,16 +97,6 @@ async def _record(conn: AsyncConnection, cmd: RecordUnmatched) -> RecordUnmatche
 
 
 @dataclass(frozen=True)
-class AssignUnmatched:
-    processor: str
-    payment_id: str
-    customer_id: str
-    now: datetime                     # assigned_at and the service change time
-    audit: AuditInfo                  # always a person (finance)
-    token: str | None = None
-
-
-@dataclass(frozen=True)
 class AssignUnmatchedResult:
     """``assigned``: ``applied`` is the payment's full ApplyPaymentResult (status accepted);
     ``already_assigned``: nothing changed, ``applied`` is None."""
@@ -110,17 +106,21 @@ class AssignUnmatchedResult:
     applied: ApplyPaymentResult | None
 
 
-async def assign_unmatched(conn: AsyncConnection, cmd: AssignUnmatched) -> AssignUnmatchedResult:
-    """Turn an unmatched payment into a payment of ``customer_id``, audited, one transaction.
+async def assign_unmatched(conn: AsyncConnection, cmd: AssignPayment, *,
+                           token: str | None = None) -> AssignUnmatchedResult:
+    """Turn an unmatched payment into a payment of ``cmd.customer_id`` at ``cmd.now``,
+    audited (by ``cmd.actor``, else as the system), one transaction.
 
     Raises UnknownCustomer, UnknownPayment, CurrencyMismatch, MoneyError (amount as
     received is not valid for the class currency); nothing written then.
     """
-    if cmd.now.tzinfo is None:
-        raise InvalidValue("now must be timezone-aware")
+    now = cmd.now
+    if now is None or now.tzinfo is None:
+        raise InvalidValue("an assignment runs at an aware instant: AssignPayment.at(now)")
+    audit = audit_of(cmd.actor) or AuditInfo(actor="dunning", realm="system")
     async with conn.transaction():
         customer = await lock_customer(conn, cmd.customer_id)  # customer first, then key
-        if (done := await stored_result(conn, cmd.token, "assign_unmatched",
+        if (done := await stored_result(conn, token, "assign_unmatched",
                                         AssignUnmatchedResult)) is not None:
             return done
         await lock_payment_key(conn, cmd.processor, cmd.payment_id)
@@ -137,15 +137,15 @@ async def assign_unmatched(conn: AsyncConnection, cmd: AssignUnmatched) -> Assig
                                   allow_zero=False)
             applied = await insert_payment_and_refold(
                 conn, customer, klass, before.processor, before.payment_id, amount,
-                before.received_at, before.body_hash, "assigned", cmd.now, None,
+                before.received_at, before.body_hash, "assigned", now, None,
                 reason=f"unmatched payment {before.processor}/{before.payment_id} assigned")
-            after = await _mark_assigned(conn, before.id, customer.id, cmd.now, cmd.audit.actor)
+            after = await _mark_assigned(conn, before.id, customer.id, now, audit.actor)
             await record_audit(conn, AuditEntry.of(
-                cmd.audit, "unmatched.assign", unmatched_target(cmd.processor, cmd.payment_id),
+                audit, "unmatched.assign", unmatched_target(cmd.processor, cmd.payment_id),
                 on_behalf_of=customer.id, before=before,
                 after={"unmatched": after, "payment": applied.payment}))
             result = AssignUnmatchedResult("assigned", after, applied)
-        await store_result(conn, cmd.token, "assign_unmatched", customer.id, result)
+        await store_result(conn, token, "assign_unmatched", customer.id, result)
         return result
 
 

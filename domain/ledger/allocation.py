@@ -97,12 +97,6 @@ class Ledger:
     credit: int
     balance: int
 
-    def invoice(self, number: str) -> InvoiceBalance:
-        for balance in self.invoices:
-            if balance.number == number:
-                return balance
-        raise KeyError(f"no invoice {number!r} in this ledger")
-
 
 def build_ledger(invoices: Iterable[InvoiceEntry], payments: Iterable[PaymentEntry]) -> Ledger:
     """Fold invoices and payments, in the order they happened, into a Ledger."""

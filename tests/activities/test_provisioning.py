@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.collection.provisioning import ProvisioningActivities
-from workflows.payloads import ApplyServiceStateInput
+from workflows.collection.payloads import ApplyServiceStateInput
 
 
 class Hook(BaseHTTPRequestHandler):

@@ -13,12 +13,21 @@ from psycopg.rows import dict_row
 from db.classes import ClassSpec, upsert_class
 from db.collection.invoices import mark_suspension_reached
 from db.customers import NewCustomer, add_customer
-from db.ledger.transactions import ApplyPaymentResult, IssueInvoice, apply_payment
+from db.ledger.transactions import ApplyPaymentResult, apply_payment
 from db.rows import AuditInfo
+from domain.ledger.commands import (
+    AssignPayment,
+    EvaluateService,
+    IssueInvoice,
+    Reevaluate,
+    ReversePayment,
+)
 from domain.ledger.payments import Actor, ApplyPayment
 from domain.when import overdue_instant, parse_due
 
 ADMIN = AuditInfo(actor="alice", realm="admin", reason="test", request_id="req-1")
+# The same person as a command's actor (db.ledger.transactions.audit_of maps one to the other).
+ACTOR = Actor(name="alice", realm="admin", reason="test", request_id="req-1")
 
 
 def at(text: str) -> datetime:
@@ -69,7 +78,26 @@ async def pay(conn: psycopg.AsyncConnection, payment_id: str, amount: int, recei
               body: str | None = None, **kwargs: object) -> ApplyPaymentResult:
     """``body``: ignored (the ledger fingerprints the command itself)."""
     cmd = payment(payment_id, amount, received, customer, **kwargs)  # type: ignore[arg-type]
-    return await apply_payment(conn, cmd, now=at(now or received), token=token)
+    return await apply_payment(conn, cmd.at(at(now or received)), token=token)
+
+
+def reversal(processor: str, payment_id: str, now: datetime, *, reason: str | None = None,
+             actor: Actor | None = None, customer: str = "c1") -> ReversePayment:
+    return ReversePayment(customer, processor, payment_id, reason=reason, actor=actor).at(now)
+
+
+def reevaluation(customer: str, now: datetime, *, dry_run: bool = False,
+                 actor: Actor | None = None) -> Reevaluate:
+    return Reevaluate(customer, dry_run=dry_run, actor=actor).at(now)
+
+
+def service_check(customer: str, now: datetime, reason: str) -> EvaluateService:
+    return EvaluateService(customer, reason).at(now)
+
+
+def assignment(processor: str, payment_id: str, customer: str, now: datetime, *,
+               actor: Actor | None = ACTOR) -> AssignPayment:
+    return AssignPayment(customer, processor, payment_id, actor=actor).at(now)
 
 
 async def reach_suspension(conn: psycopg.AsyncConnection, number: str, when: str,

@@ -13,8 +13,8 @@ from tests.db.conftest import invoice, payment, setup_customer
 
 async def _pay(url: str, n: int) -> ApplyPaymentResult:
     async with await psycopg.AsyncConnection.connect(url) as conn:
-        return await apply_payment(conn, payment(f"p{n}", 100 + n, "2024-06-10T00:00"),
-                                   now=datetime.fromisoformat("2024-06-10T00:00+00:00"))
+        return await apply_payment(conn, payment(f"p{n}", 100 + n, "2024-06-10T00:00").at(
+            datetime.fromisoformat("2024-06-10T00:00+00:00")))
 
 
 async def test_twenty_concurrent_payments_keep_the_ledger_consistent(

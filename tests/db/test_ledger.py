@@ -12,22 +12,23 @@ from db.audit import list_audit
 from db.classes import class_spec, get_class, upsert_class
 from db.collection.invoice_rows import list_allocations, list_invoices
 from db.errors import InvalidValue, TokenReused, UnknownCustomer, UnknownPayment
-from db.ledger.fold import InvoiceChange
 from db.ledger.transactions import (
-    EvaluateService,
-    Reevaluate,
-    ReversePayment,
     evaluate_service,
     issue_invoice,
     reevaluate,
     reverse_payment,
 )
+from domain.ledger.effects import InvoiceFacts
 from tests.db.conftest import (
+    ACTOR,
     ADMIN,
     at,
     invoice,
     pay,
     reach_suspension,
+    reevaluation,
+    reversal,
+    service_check,
     setup_customer,
     snapshot,
 )
@@ -42,8 +43,9 @@ async def _two_invoices(conn: psycopg.AsyncConnection) -> None:
 async def _rows(conn: psycopg.AsyncConnection, table: str) -> list[dict]:
     """A table's rows without bookkeeping timestamps, for 'exactly as before' checks."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(psycopg.sql.SQL("SELECT * FROM {} ORDER BY 1, 2").format(
-            psycopg.sql.Identifier(table)))
+        await cur.execute(
+            psycopg.sql.SQL("SELECT * FROM {} ORDER BY 1, 2").format(psycopg.sql.Identifier(table))
+        )
         return [{k: v for k, v in row.items() if k != "updated_at"} for row in await cur.fetchall()]
 
 
@@ -75,10 +77,8 @@ async def test_invoice_for_unknown_customer_is_refused(conn: psycopg.AsyncConnec
 
 async def test_invoice_by_hand_is_audited(conn: psycopg.AsyncConnection) -> None:
     await setup_customer(conn)
-    await issue_invoice(conn, invoice("INV-1", 1000, "2024-05-01T00:00", "2024-05-31",
-                                      audit=ADMIN))
-    [record] = [r for r in await list_audit(conn, customer_id="c1")
-                if r.action == "invoice.issue"]
+    await issue_invoice(conn, invoice("INV-1", 1000, "2024-05-01T00:00", "2024-05-31", actor=ACTOR))
+    [record] = [r for r in await list_audit(conn, customer_id="c1") if r.action == "invoice.issue"]
     assert (record.actor, record.realm, record.target) == ("alice", "admin", "invoice:c1/INV-1")
     assert record.after["amount_due"] == 1000
     assert (record.reason, record.request_id) == ("test", "req-1")
@@ -88,8 +88,9 @@ async def test_naive_instants_are_refused(conn: psycopg.AsyncConnection) -> None
     await setup_customer(conn)
     cmd = invoice("INV-1", 1000, "2024-05-01T00:00", "2024-05-31")
     with pytest.raises(InvalidValue, match="timezone-aware"):
-        await issue_invoice(conn, dataclasses.replace(cmd, issued_at=cmd.issued_at.replace(
-            tzinfo=None)))
+        await issue_invoice(
+            conn, dataclasses.replace(cmd, issued_at=cmd.issued_at.replace(tzinfo=None))
+        )
 
 
 # ------------------------------------------------------------------------------- payments
@@ -122,9 +123,10 @@ async def test_payment_in_another_currency_is_refused(conn: psycopg.AsyncConnect
     await _two_invoices(conn)
     before = await snapshot(conn)
     # Checked in Python once, by ApplyPayment.build; the ledger's guard is the schema's.
-    with pytest.raises(psycopg.errors.CheckViolation,
-                       match="payment currency EUR does not match the customer's class "
-                             "currency USD"):
+    with pytest.raises(
+        psycopg.errors.CheckViolation,
+        match="payment currency EUR does not match the customer's class currency USD",
+    ):
         await pay(conn, "p1", 700, "2024-06-10T00:00", currency="EUR", token="tok")
     assert await snapshot(conn) == before
 
@@ -152,13 +154,18 @@ async def test_overpayment_becomes_credit_for_the_next_invoice(
 
     nxt = await issue_invoice(conn, invoice("INV-2", 800, "2024-06-01T00:00", "2024-06-30"))
     row = nxt.invoice
-    assert (row.previous_balance, row.amount_due, row.open_amount, row.remaining,
-            row.received) == (-500, 300, 300, 300, 500)
+    assert (row.previous_balance, row.amount_due, row.open_amount, row.remaining, row.received) == (
+        -500,
+        300,
+        300,
+        300,
+        500,
+    )
     assert (row.collection_status, row.payment_status) == ("collect", "partially_paid")
     assert (nxt.balance, nxt.credit) == (300, 0)
-    assert [(a.invoice_number, a.payment_id, a.amount)
-            for a in await list_allocations(conn, "c1")] == [
-        ("INV-1", "p1", 1000), ("INV-2", "p1", 500)]
+    assert [
+        (a.invoice_number, a.payment_id, a.amount) for a in await list_allocations(conn, "c1")
+    ] == [("INV-1", "p1", 1000), ("INV-2", "p1", 500)]
 
 
 # ------------------------------------------------------------------------------- reversal
@@ -170,21 +177,23 @@ async def test_reversal_restores_the_exact_previous_rows(conn: psycopg.AsyncConn
 
     paid = await pay(conn, "p2", 2500, "2024-06-10T00:00")
     assert paid.credit == 800
-    reversed_ = await reverse_payment(conn, ReversePayment(
-        "stripe", "p2", now=at("2024-06-20T00:00"), reason="chargeback", audit=ADMIN))
+    reversed_ = await reverse_payment(
+        conn, reversal("stripe", "p2", at("2024-06-20T00:00"), reason="chargeback", actor=ACTOR)
+    )
     assert reversed_.status == "reversed"
     assert reversed_.payment.status == "reversed"
     assert reversed_.payment.reversed_at == at("2024-06-20T00:00")
     assert reversed_.changes == (
-        InvoiceChange("INV-05", 700, "do_not_collect", "partially_paid", False),
-        InvoiceChange("INV-06", 1700, "collect", "unpaid", False),
+        InvoiceFacts("INV-05", 700, "do_not_collect", "partially_paid", False),
+        InvoiceFacts("INV-06", 1700, "collect", "unpaid", False),
     )
     assert await _rows(conn, "invoices") == invoices
     assert await _rows(conn, "allocations") == allocations
     assert await _rows(conn, "customers") == customers
 
-    [record] = [r for r in await list_audit(conn, customer_id="c1")
-                if r.action == "payment.reverse"]
+    [record] = [
+        r for r in await list_audit(conn, customer_id="c1") if r.action == "payment.reverse"
+    ]
     assert (record.before["status"], record.after["status"]) == ("applied", "reversed")
     assert record.reason == "test"  # the actor's reason wins over the command's
 
@@ -192,9 +201,9 @@ async def test_reversal_restores_the_exact_previous_rows(conn: psycopg.AsyncConn
 async def test_reversing_twice_is_a_no_op(conn: psycopg.AsyncConnection) -> None:
     await _two_invoices(conn)
     await pay(conn, "p1", 300, "2024-06-05T00:00")
-    await reverse_payment(conn, ReversePayment("stripe", "p1", now=at("2024-06-06T00:00")))
+    await reverse_payment(conn, reversal("stripe", "p1", at("2024-06-06T00:00")))
     before = await snapshot(conn)
-    again = await reverse_payment(conn, ReversePayment("stripe", "p1", now=at("2024-06-07T00:00")))
+    again = await reverse_payment(conn, reversal("stripe", "p1", at("2024-06-07T00:00")))
     assert again.status == "already_reversed"
     assert again.payment.reversed_at == at("2024-06-06T00:00")
     assert await snapshot(conn) == before
@@ -203,7 +212,7 @@ async def test_reversing_twice_is_a_no_op(conn: psycopg.AsyncConnection) -> None
 async def test_reversing_an_unknown_payment_is_refused(conn: psycopg.AsyncConnection) -> None:
     await _two_invoices(conn)
     with pytest.raises(UnknownPayment, match="unknown payment 'nope' of processor 'stripe'"):
-        await reverse_payment(conn, ReversePayment("stripe", "nope", now=at("2024-06-06T00:00")))
+        await reverse_payment(conn, reversal("stripe", "nope", at("2024-06-06T00:00")))
 
 
 async def test_reversal_after_suspension_time_suspends_again(
@@ -211,11 +220,12 @@ async def test_reversal_after_suspension_time_suspends_again(
 ) -> None:
     await _two_invoices(conn)
     await reach_suspension(conn, "INV-06", "2024-07-01T00:00")
-    await evaluate_service(conn, EvaluateService("c1", at("2024-07-01T00:00"), "S reached"))
+    await evaluate_service(conn, service_check("c1", at("2024-07-01T00:00"), "S reached"))
     resumed = await pay(conn, "p1", 2000, "2024-07-02T00:00")
     assert resumed.service_state == "active"
-    back = await reverse_payment(conn, ReversePayment("stripe", "p1", now=at("2024-07-03T00:00"),
-                                                      reason="chargeback"))
+    back = await reverse_payment(
+        conn, reversal("stripe", "p1", at("2024-07-03T00:00"), reason="chargeback")
+    )
     assert back.service is not None
     assert (back.service.state, back.service.causes) == ("suspended", ("INV-06",))
     assert back.service.reason == "payment stripe/p1 reversed: chargeback"
@@ -225,7 +235,7 @@ async def test_reversal_after_suspension_time_suspends_again(
 async def test_token_replay_returns_the_first_result(conn: psycopg.AsyncConnection) -> None:
     await _two_invoices(conn)
     await reach_suspension(conn, "INV-06", "2024-07-01T00:00")
-    await evaluate_service(conn, EvaluateService("c1", at("2024-07-01T00:00"), "S reached"))
+    await evaluate_service(conn, service_check("c1", at("2024-07-01T00:00"), "S reached"))
     first = await pay(conn, "p1", 1500, "2024-07-02T00:00", token="run:1")
     assert first.status == "accepted" and first.service is not None
     before = await snapshot(conn)
@@ -238,30 +248,43 @@ async def test_token_replay_returns_the_first_result(conn: psycopg.AsyncConnecti
     assert plain.status == "duplicate"
 
     with pytest.raises(TokenReused):
-        await reverse_payment(conn, ReversePayment("stripe", "p1", now=at("2024-07-03T00:00"),
-                                                   token="run:1"))
+        await reverse_payment(conn, reversal("stripe", "p1", at("2024-07-03T00:00")), token="run:1")
 
 
 async def test_every_operation_replays_its_token(conn: psycopg.AsyncConnection) -> None:
     await setup_customer(conn)
-    issued = await issue_invoice(conn, invoice("INV-1", 2000, "2024-05-01T00:00", "2024-05-31",
-                                               token="t-issue"))
-    assert await issue_invoice(conn, invoice("INV-1", 2000, "2024-05-01T00:00", "2024-05-31",
-                                             token="t-issue")) == issued
+    issued = await issue_invoice(
+        conn, invoice("INV-1", 2000, "2024-05-01T00:00", "2024-05-31"), token="t-issue"
+    )
+    assert (
+        await issue_invoice(
+            conn, invoice("INV-1", 2000, "2024-05-01T00:00", "2024-05-31"), token="t-issue"
+        )
+        == issued
+    )
     await reach_suspension(conn, "INV-1", "2024-06-01T00:00")
-    service = await evaluate_service(conn, EvaluateService("c1", at("2024-06-02T00:00"), "S",
-                                                           token="t-svc"))
+    service = await evaluate_service(
+        conn, service_check("c1", at("2024-06-02T00:00"), "S"), token="t-svc"
+    )
     assert service.service is not None
-    assert await evaluate_service(conn, EvaluateService("c1", at("2024-06-02T00:00"), "S",
-                                                        token="t-svc")) == service
+    assert (
+        await evaluate_service(
+            conn, service_check("c1", at("2024-06-02T00:00"), "S"), token="t-svc"
+        )
+        == service
+    )
     await pay(conn, "p1", 500, "2024-06-03T00:00")
-    rev = await reverse_payment(conn, ReversePayment("stripe", "p1", at("2024-06-04T00:00"),
-                                                     token="t-rev"))
-    assert await reverse_payment(conn, ReversePayment("stripe", "p1", at("2024-06-04T00:00"),
-                                                      token="t-rev")) == rev
-    rerun = await reevaluate(conn, Reevaluate("c1", at("2024-06-05T00:00"), token="t-rerun"))
-    assert await reevaluate(conn, Reevaluate("c1", at("2024-06-05T00:00"),
-                                             token="t-rerun")) == rerun
+    rev = await reverse_payment(
+        conn, reversal("stripe", "p1", at("2024-06-04T00:00")), token="t-rev"
+    )
+    assert (
+        await reverse_payment(conn, reversal("stripe", "p1", at("2024-06-04T00:00")), token="t-rev")
+        == rev
+    )
+    rerun = await reevaluate(conn, reevaluation("c1", at("2024-06-05T00:00")), token="t-rerun")
+    assert (
+        await reevaluate(conn, reevaluation("c1", at("2024-06-05T00:00")), token="t-rerun") == rerun
+    )
 
 
 # ------------------------------------------------------------------------------ re-runs
@@ -274,23 +297,27 @@ async def test_rerun_after_threshold_change_and_dry_run(conn: psycopg.AsyncConne
     await upsert_class(conn, dataclasses.replace(class_spec(klass), threshold=0), ADMIN)
     before = await snapshot(conn)
 
-    dry = await reevaluate(conn, Reevaluate("c1", at("2024-07-02T00:00"), dry_run=True,
-                                            token="dry", audit=ADMIN))
+    dry = await reevaluate(
+        conn, reevaluation("c1", at("2024-07-02T00:00"), dry_run=True, actor=ACTOR), token="dry"
+    )
     assert dry.dry_run and dry.threshold == 0
-    assert dry.changes == (InvoiceChange("INV-06", 500, "collect", "partially_paid", False),)
+    assert dry.changes == (InvoiceFacts("INV-06", 500, "collect", "partially_paid", False),)
     assert dry.service is not None
     assert (dry.service.state, dry.service.causes, dry.service.event_id) == (
-        "suspended", ("INV-06",), None)
+        "suspended",
+        ("INV-06",),
+        None,
+    )
     assert await snapshot(conn) == before
 
-    real = await reevaluate(conn, Reevaluate("c1", at("2024-07-02T00:00"), audit=ADMIN))
+    real = await reevaluate(conn, reevaluation("c1", at("2024-07-02T00:00"), actor=ACTOR))
     assert real.changes == dry.changes
     assert real.service is not None and real.service.event_id is not None
     [june] = [i for i in await list_invoices(conn, "c1") if i.number == "INV-06"]
     assert june.collection_status == "collect"
     assert any(r.action == "customer.rerun" for r in await list_audit(conn, customer_id="c1"))
 
-    again = await reevaluate(conn, Reevaluate("c1", at("2024-07-02T00:00")))
+    again = await reevaluate(conn, reevaluation("c1", at("2024-07-02T00:00")))
     assert (again.changes, again.service) == ((), None)
 
 
@@ -301,7 +328,11 @@ async def test_back_dated_invoice_re_evaluates_the_newer_ones(
     await issue_invoice(conn, invoice("INV-06", 1000, "2024-06-01T00:00", "2024-06-30"))
     late = await issue_invoice(conn, invoice("INV-05", 1000, "2024-05-01T00:00", "2024-05-31"))
     assert (late.invoice.previous_balance, late.invoice.amount_due) == (0, 1000)
-    assert late.changes == (InvoiceChange("INV-06", 2000, "collect", "unpaid", False),)
+    assert late.changes == (InvoiceFacts("INV-06", 2000, "collect", "unpaid", False),)
     [may, june] = await list_invoices(conn, "c1")
     assert (may.number, june.number, june.previous_balance, june.amount_due) == (
-        "INV-05", "INV-06", 1000, 2000)
+        "INV-05",
+        "INV-06",
+        1000,
+        2000,
+    )

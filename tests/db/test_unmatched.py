@@ -8,25 +8,46 @@ import pytest
 from db.audit import list_audit
 from db.errors import CurrencyMismatch, UnknownCustomer, UnknownPayment
 from db.ledger.payments import get_payment
-from db.ledger.transactions import ReversePayment, body_hash, issue_invoice, reverse_payment
+from db.ledger.transactions import body_hash, issue_invoice, reverse_payment
 from db.ledger.unmatched import (
-    AssignUnmatched,
     RecordUnmatched,
     assign_unmatched,
     list_unmatched,
     record_unmatched,
 )
-from tests.db.conftest import ADMIN, at, invoice, pay, setup_customer, sha, snapshot
+from tests.db.conftest import (
+    assignment,
+    at,
+    invoice,
+    pay,
+    reversal,
+    setup_customer,
+    sha,
+    snapshot,
+)
 
-BODY = {"payment_id": "p9", "processor": "stripe", "customer_id": "c1", "amount": "15.00",
-        "currency": "USD", "received_at": "2024-07-02T10:00:00+00:00"}
+BODY = {
+    "payment_id": "p9",
+    "processor": "stripe",
+    "customer_id": "c1",
+    "amount": "15.00",
+    "currency": "USD",
+    "received_at": "2024-07-02T10:00:00+00:00",
+}
 
 
 def _unmatched(body: dict = BODY, token: str | None = None) -> RecordUnmatched:
     return RecordUnmatched(
-        processor=body["processor"], payment_id=body["payment_id"],
-        customer_ref=body["customer_id"], amount=body["amount"], currency=body["currency"],
-        received_at=at("2024-07-02T10:00"), body=body, body_hash=body_hash(body), token=token)
+        processor=body["processor"],
+        payment_id=body["payment_id"],
+        customer_ref=body["customer_id"],
+        amount=body["amount"],
+        currency=body["currency"],
+        received_at=at("2024-07-02T10:00"),
+        body=body,
+        body_hash=body_hash(body),
+        token=token,
+    )
 
 
 async def test_unknown_customer_payment_is_kept_then_assigned(
@@ -38,8 +59,9 @@ async def test_unknown_customer_payment_is_kept_then_assigned(
     assert await record_unmatched(conn, _unmatched(token="rec-1")) == recorded
     before = await snapshot(conn)
     assert (await record_unmatched(conn, _unmatched())).status == "duplicate"
-    assert (await record_unmatched(conn, _unmatched({**BODY, "amount": "16.00"}))).status \
-        == "conflict"
+    assert (
+        await record_unmatched(conn, _unmatched({**BODY, "amount": "16.00"}))
+    ).status == "conflict"
     assert await snapshot(conn) == before
 
     # The customer appears later; the processor's retry must not apply it a second time.
@@ -49,14 +71,14 @@ async def test_unknown_customer_payment_is_kept_then_assigned(
     retry = await pay(conn, "p9", 1500, "2024-07-02T10:00", body="ignored")
     assert (retry.status, retry.payment) == ("conflict", None)
     with pytest.raises(UnknownPayment, match="unmatched payment that was never applied"):
-        await reverse_payment(conn, ReversePayment("stripe", "p9", now=at("2024-07-03T00:00")))
+        await reverse_payment(conn, reversal("stripe", "p9", at("2024-07-03T00:00")))
 
-    assigned = await assign_unmatched(conn, AssignUnmatched(
-        "stripe", "p9", "c1", now=at("2024-07-03T00:00"), audit=ADMIN, token="assign-1"))
+    assigned = await assign_unmatched(
+        conn, assignment("stripe", "p9", "c1", at("2024-07-03T00:00")), token="assign-1"
+    )
     assert assigned.status == "assigned"
     assert assigned.unmatched.status == "assigned"
-    assert (assigned.unmatched.assigned_customer, assigned.unmatched.assigned_by) == (
-        "c1", "alice")
+    assert (assigned.unmatched.assigned_customer, assigned.unmatched.assigned_by) == ("c1", "alice")
     applied = assigned.applied
     assert applied is not None and applied.status == "accepted"
     assert applied.payment is not None
@@ -64,17 +86,23 @@ async def test_unknown_customer_payment_is_kept_then_assigned(
     assert applied.payment.received_at == at("2024-07-02T10:00")
     assert applied.balance == 500
     assert [(a.invoice_number, a.amount) for a in applied.allocations] == [
-        ("INV-05", 1000), ("INV-06", 500)]
+        ("INV-05", 1000),
+        ("INV-06", 500),
+    ]
     assert await list_unmatched(conn) == []
-    assert any(r.action == "unmatched.assign" and r.target == "unmatched:stripe/p9"
-               for r in await list_audit(conn, customer_id="c1"))
+    assert any(
+        r.action == "unmatched.assign" and r.target == "unmatched:stripe/p9"
+        for r in await list_audit(conn, customer_id="c1")
+    )
 
     # Replays and resends now all see one applied payment.
-    assert await assign_unmatched(conn, AssignUnmatched(
-        "stripe", "p9", "c1", now=at("2024-07-03T00:00"), audit=ADMIN, token="assign-1")) \
+    assert (
+        await assign_unmatched(
+            conn, assignment("stripe", "p9", "c1", at("2024-07-03T00:00")), token="assign-1"
+        )
         == assigned
-    again = await assign_unmatched(conn, AssignUnmatched(
-        "stripe", "p9", "c1", now=at("2024-07-04T00:00"), audit=ADMIN))
+    )
+    again = await assign_unmatched(conn, assignment("stripe", "p9", "c1", at("2024-07-04T00:00")))
     assert (again.status, again.applied) == ("already_assigned", None)
     resend = await record_unmatched(conn, _unmatched())
     assert resend.status == "duplicate" and resend.payment is not None
@@ -85,19 +113,16 @@ async def test_assignment_refuses_another_currency(conn: psycopg.AsyncConnection
     await record_unmatched(conn, _unmatched())
     before = await snapshot(conn)
     with pytest.raises(CurrencyMismatch):
-        await assign_unmatched(conn, AssignUnmatched(
-            "stripe", "p9", "c1", now=at("2024-07-03T00:00"), audit=ADMIN))
+        await assign_unmatched(conn, assignment("stripe", "p9", "c1", at("2024-07-03T00:00")))
     assert await snapshot(conn) == before
 
 
 async def test_assignment_needs_known_customer_and_payment(conn: psycopg.AsyncConnection) -> None:
     await setup_customer(conn)
     with pytest.raises(UnknownPayment):
-        await assign_unmatched(conn, AssignUnmatched(
-            "stripe", "nope", "c1", now=at("2024-07-03T00:00"), audit=ADMIN))
+        await assign_unmatched(conn, assignment("stripe", "nope", "c1", at("2024-07-03T00:00")))
     with pytest.raises(UnknownCustomer):
-        await assign_unmatched(conn, AssignUnmatched(
-            "stripe", "nope", "ghost", now=at("2024-07-03T00:00"), audit=ADMIN))
+        await assign_unmatched(conn, assignment("stripe", "nope", "ghost", at("2024-07-03T00:00")))
 
 
 async def test_unmatched_id_already_used_by_a_payment(conn: psycopg.AsyncConnection) -> None:

@@ -6,9 +6,9 @@ import psycopg
 
 from db.collection.service_events import list_service_events
 from db.collection.status import customer_status
-from db.ledger.fold import InvoiceChange
-from db.ledger.transactions import EvaluateService, evaluate_service, issue_invoice
-from tests.db.conftest import at, invoice, pay, reach_suspension, setup_customer
+from db.ledger.transactions import evaluate_service, issue_invoice
+from domain.ledger.effects import InvoiceFacts
+from tests.db.conftest import at, invoice, pay, reach_suspension, service_check, setup_customer
 
 
 async def test_worked_example(conn: psycopg.AsyncConnection) -> None:
@@ -27,12 +27,13 @@ async def test_worked_example(conn: psycopg.AsyncConnection) -> None:
     assert june.balance == 2000
 
     # Before S nothing happens; at S the service is suspended because of June only.
-    early = await evaluate_service(conn, EvaluateService("c1", at("2024-06-30T23:59"), "tick"))
+    early = await evaluate_service(conn, service_check("c1", at("2024-06-30T23:59"), "tick"))
     assert (early.service_state, early.service) == ("active", None)
     await reach_suspension(conn, "INV-05", "2024-06-01T00:00")  # do_not_collect: no cause
     await reach_suspension(conn, "INV-06", "2024-07-01T00:00")
     suspended = await evaluate_service(
-        conn, EvaluateService("c1", at("2024-07-01T00:00"), "invoice INV-06 reached S"))
+        conn, service_check("c1", at("2024-07-01T00:00"), "invoice INV-06 reached S")
+    )
     assert suspended.service_state == "suspended"
     assert suspended.service is not None
     assert suspended.service.causes == ("INV-06",)
@@ -41,10 +42,12 @@ async def test_worked_example(conn: psycopg.AsyncConnection) -> None:
     paid = await pay(conn, "pay-15", 1500, "2024-07-02T10:00")
     assert paid.status == "accepted"
     assert [(a.invoice_number, a.amount) for a in paid.allocations] == [
-        ("INV-05", 1000), ("INV-06", 500)]
+        ("INV-05", 1000),
+        ("INV-06", 500),
+    ]
     assert paid.changes == (
-        InvoiceChange("INV-05", 0, "do_not_collect", "paid", True),
-        InvoiceChange("INV-06", 500, "do_not_collect", "partially_paid", False),
+        InvoiceFacts("INV-05", 0, "do_not_collect", "paid", True),
+        InvoiceFacts("INV-06", 500, "do_not_collect", "partially_paid", False),
     )
     assert paid.service is not None
     assert (paid.service.state, paid.service.previous_state) == ("active", "suspended")
@@ -62,16 +65,31 @@ async def test_worked_example(conn: psycopg.AsyncConnection) -> None:
 
     document = await customer_status(conn, "c1", at("2024-07-02T10:00"))
     assert document == {
-        "customer_id": "c1", "class": "residential", "currency": "USD",
-        "service_state": "active", "balance": "5.00",
+        "customer_id": "c1",
+        "class": "residential",
+        "currency": "USD",
+        "service_state": "active",
+        "balance": "5.00",
         "invoices": [
-            {"number": "INV-05", "issued_at": "2024-05-01T00:00:00+00:00",
-             "due_date": "2024-05-31", "amount_due": "10.00", "remaining": "0.00",
-             "collection_status": "do_not_collect", "payment_status": "paid",
-             "overdue": False},
-            {"number": "INV-06", "issued_at": "2024-06-01T00:00:00+00:00",
-             "due_date": "2024-06-30", "amount_due": "20.00", "remaining": "5.00",
-             "collection_status": "do_not_collect", "payment_status": "partially_paid",
-             "overdue": True},
+            {
+                "number": "INV-05",
+                "issued_at": "2024-05-01T00:00:00+00:00",
+                "due_date": "2024-05-31",
+                "amount_due": "10.00",
+                "remaining": "0.00",
+                "collection_status": "do_not_collect",
+                "payment_status": "paid",
+                "overdue": False,
+            },
+            {
+                "number": "INV-06",
+                "issued_at": "2024-06-01T00:00:00+00:00",
+                "due_date": "2024-06-30",
+                "amount_due": "20.00",
+                "remaining": "5.00",
+                "collection_status": "do_not_collect",
+                "payment_status": "partially_paid",
+                "overdue": True,
+            },
         ],
     }

@@ -19,16 +19,17 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.collection.invoices import InvoiceActivities
 from activities.ledger.transactions import LedgerActivities
 from client.connect import is_missing_search_attribute, registering
 from client.invoices import start_invoice_workflow
 from db.pool import open_pool
 from db.rows import ClassRow, InvoiceRow
+from domain.ids import invoice_workflow_id
 from tests.support.processes import dunning, dunning_json, temporal_dev_server
 from workflows import search_attributes as sa
 from workflows.collection.invoice import InvoiceWorkflow
 from workflows.ledger.customer import CustomerWorkflow
-from workflows.payloads import invoice_workflow_id
 
 
 @pytest.fixture
@@ -57,11 +58,12 @@ async def test_first_invoice_on_a_bare_server_starts_its_workflow(
             "--class", "Residential")
     pool = open_pool(database_url, max_size=2)
     await pool.open()
-    ledger = LedgerActivities(pool, client, "bare")
+    ledger = LedgerActivities(pool)
+    invoices = InvoiceActivities(pool, client, "bare")
     try:
         async with Worker(client, task_queue="bare",
                           workflows=[CustomerWorkflow, InvoiceWorkflow],
-                          activities=[ledger.issue_invoice, ledger.start_invoice]):
+                          activities=[ledger.issue_invoice, invoices.start_invoice]):
             issued = await asyncio.to_thread(
                 dunning_json, env, "invoice", "issue", "--customer", "c1", "--number",
                 "INV-05", "--charges", "20.00", "--issued", "2026-05-01", "--due",

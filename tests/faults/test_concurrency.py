@@ -32,7 +32,7 @@ from tests.support.faults import (
 from tests.support.processes import BIN
 from tests.support.stack import ADMIN, Stack
 from workflows.ledger.customer import CustomerWorkflow
-from workflows.payloads import PostPaymentInput
+from workflows.ledger.payloads import PostPaymentInput
 
 RECEIVED = "2026-07-02T09:30:00+00:00"
 

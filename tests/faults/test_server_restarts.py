@@ -13,6 +13,7 @@ from psycopg import sql
 from temporalio.client import Client
 
 from db.migrate import migrate
+from domain.ids import customer_workflow_id
 from operations.context import Context
 from operations.invoices import IssueRequest, issue_invoice
 from operations.payments import PaymentRequest, post_payment
@@ -30,7 +31,7 @@ from tests.support.faults import (
 from tests.support.processes import dunning_worker
 from tests.support.stack import ADMIN, Stack, stack_settings
 from workflows.ledger.customer import CustomerWorkflow
-from workflows.payloads import CustomerWorkflowInput, PostPaymentInput, customer_workflow_id
+from workflows.ledger.payloads import CustomerWorkflowInput, PostPaymentInput
 
 CUSTOMERS = 10
 

@@ -27,7 +27,7 @@ from tests.notifications.test_outbox import draft
 from tests.support.stack import ADMIN, running_stack
 from workflows import policies
 from workflows.notifications import notify
-from workflows.payloads import (
+from workflows.notifications.payloads import (
     EXPIRE_NOTIFICATION,
     SEND_NOTIFICATION,
     SendNotificationInput,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from domain import ids
+from domain.ledger import commands, payments
 from domain.notifications import catalog
-from workflows import payloads
+from workflows.collection import payloads as collection_payloads
+from workflows.ledger import payloads as ledger_payloads
 
 TRICKY = ["k", "k:x", "x:1", "1", "50%", "%35", "a b", "a+b", "a%20b", ":", "%", " "]
 
@@ -83,7 +87,14 @@ def test_invoice_and_service_keys_of_one_customer_differ(customer: str, number: 
     assert catalog.service_notification_key(customer, event, "service_suspended") not in steps
 
 
-def test_one_definition_re_exported_by_the_payloads() -> None:
-    assert payloads.invoice_workflow_id is ids.invoice_workflow_id
-    assert payloads.customer_workflow_id is ids.customer_workflow_id
-    assert payloads.payment_update_id is ids.payment_update_id
+def test_the_payload_modules_re_export_the_domain_types_never_copies() -> None:
+    """Shared types are aliases: the update's input is the activity's input is the
+    ledger's command, the same class object in every layer."""
+    for module in (ledger_payloads, collection_payloads):
+        for name in dir(module):
+            value = getattr(module, name)
+            if isinstance(value, type) and value.__module__.startswith("domain."):
+                assert getattr(importlib.import_module(value.__module__), name) is value
+    assert ledger_payloads.IssueInvoice is commands.IssueInvoice
+    assert ledger_payloads.ApplyPayment is payments.ApplyPayment
+    assert collection_payloads.ReevaluationOutcome is commands.ReevaluationOutcome

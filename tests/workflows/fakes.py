@@ -12,15 +12,17 @@ from dataclasses import dataclass, field
 
 from temporalio import activity, workflow
 
-from workflows.payloads import (
+from workflows.collection.payloads import (
     APPLY_SERVICE_STATE,
     REOPEN_INVOICE,
-    SEND_NOTIFICATION,
     ApplyServiceStateInput,
     ApplyServiceStateResult,
     InvoiceReevaluatedSignal,
     ReopenInvoiceInput,
     ReopenInvoiceResult,
+)
+from workflows.notifications.payloads import (
+    SEND_NOTIFICATION,
     SendNotificationInput,
     SendNotificationResult,
 )

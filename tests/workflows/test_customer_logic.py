@@ -20,13 +20,13 @@ from temporalio.worker import Worker
 from domain import ids
 from domain.notifications import catalog
 from tests.workflows.fakes import EffectActivities, StubInvoiceWorkflow, eventually
+from workflows.collection.payloads import InvoiceFacts
 from workflows.ledger.customer import CustomerWorkflow
-from workflows.payloads import (
+from workflows.ledger.payloads import (
     APPLY_PAYMENT,
     ApplyPayment,
     CustomerOperation,
     CustomerWorkflowInput,
-    InvoiceFacts,
     LedgerActivityResult,
     PaymentOutcome,
     PostPaymentInput,

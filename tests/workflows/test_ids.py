@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflows.payloads import customer_workflow_id, invoice_workflow_id
+from domain.ids import customer_workflow_id, invoice_workflow_id
 
 
 def test_readable_for_ordinary_ids() -> None:

@@ -21,17 +21,19 @@ from domain import ids
 from domain.collection.schedule import Policy, plan_steps
 from domain.notifications import catalog
 from workflows.collection.invoice import InvoiceWorkflow
-from workflows.payloads import (
+from workflows.collection.payloads import (
     CHECK_INVOICE,
     REACH_SUSPENSION,
-    SEND_NOTIFICATION,
     CheckInvoiceInput,
     InvoiceFacts,
     InvoiceReevaluatedSignal,
     InvoiceWorkflowInput,
     PlannedStep,
-    ReachSuspensionInput,
-    ReachSuspensionResult,
+    ReachSuspension,
+    SuspensionReached,
+)
+from workflows.notifications.payloads import (
+    SEND_NOTIFICATION,
     SendNotificationInput,
     SendNotificationResult,
 )
@@ -59,9 +61,9 @@ class FakeActivities:
         return self.facts
 
     @activity.defn(name=REACH_SUSPENSION)
-    async def reach_suspension(self, input: ReachSuspensionInput) -> ReachSuspensionResult:
+    async def reach_suspension(self, input: ReachSuspension) -> SuspensionReached:
         self.suspension_reached.append(input.at)
-        return ReachSuspensionResult(recorded=True)
+        return SuspensionReached(recorded=True)
 
     @activity.defn(name=SEND_NOTIFICATION)
     async def send_notification(self, input: SendNotificationInput) -> SendNotificationResult:
@@ -76,9 +78,7 @@ def workflow_input(customer_id: str, overdue_at: datetime, facts: InvoiceFacts
                    ) -> InvoiceWorkflowInput:
     steps = plan_steps(overdue_at, POLICY)
     return InvoiceWorkflowInput(
-        customer_id=customer_id, invoice_number=facts.number, class_name="Residential",
-        currency="USD", issued_at=overdue_at - timedelta(days=10), overdue_at=overdue_at,
-        suspend_at=overdue_at + POLICY.grace,
+        customer_id=customer_id, invoice_number=facts.number, currency="USD",
         steps=[PlannedStep(kind=str(s.kind), key=s.key, at=s.at) for s in steps],
         facts=facts,
     )

@@ -20,19 +20,21 @@ from client.customers import issue_invoice
 from domain import ids
 from tests.workflows.fakes import EffectActivities, StubInvoiceWorkflow, eventually
 from tests.workflows.test_customer_logic import JUNE_OPEN
-from workflows.ledger.customer import CustomerWorkflow
-from workflows.payloads import (
-    EVALUATE_SERVICE,
-    ISSUE_INVOICE,
+from workflows.collection.payloads import (
     START_INVOICE_WORKFLOW,
     InvoiceFacts,
+    StartInvoiceWorkflowInput,
+    StartInvoiceWorkflowResult,
+)
+from workflows.ledger.customer import CustomerWorkflow
+from workflows.ledger.payloads import (
+    EVALUATE_SERVICE,
+    ISSUE_INVOICE,
     IssuedInvoice,
-    IssueInvoiceInput,
+    IssueInvoice,
     LedgerActivityInput,
     LedgerActivityResult,
     ServiceTransition,
-    StartInvoiceWorkflowInput,
-    StartInvoiceWorkflowResult,
 )
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
@@ -90,8 +92,8 @@ class FakeLedger(EffectActivities):
                 *self.effects()]
 
 
-def april() -> IssueInvoiceInput:
-    return IssueInvoiceInput(number="APRIL", new_charges=5000, issued_at=APRIL.issued_at,
+def april() -> IssueInvoice:
+    return IssueInvoice(number="APRIL", new_charges=5000, issued_at=APRIL.issued_at,
                              due_text="2026-05-20", overdue_at=APRIL.overdue_at,
                              suspend_at=APRIL.suspend_at)
 

@@ -9,6 +9,7 @@ from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
 from db.customers import NewCustomer
+from domain.ids import customer_workflow_id, invoice_workflow_id, payment_update_id
 from operations.classes import ClassChange, set_class
 from operations.customers import add
 from operations.invoices import IssueRequest, issue_invoice
@@ -18,14 +19,7 @@ from tests.support.histories import record_history
 from tests.support.stack import ADMIN, Stack
 from workflows.collection.invoice import InvoiceWorkflow
 from workflows.ledger.customer import CustomerWorkflow
-from workflows.payloads import (
-    CustomerWorkflowInput,
-    EvaluateServiceSignal,
-    PostPaymentInput,
-    customer_workflow_id,
-    invoice_workflow_id,
-    payment_update_id,
-)
+from workflows.ledger.payloads import CustomerWorkflowInput, EvaluateService, PostPaymentInput
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -251,7 +245,7 @@ async def test_service_state_survives_continue_as_new(stack: Stack) -> None:
         CustomerWorkflowInput(customer_id="c-can-state", max_history_events=10),
         id=customer_workflow_id("c-can-state"), task_queue=stack.settings.task_queue,
         start_signal="evaluate_service",
-        start_signal_args=[EvaluateServiceSignal(reason="test")])
+        start_signal_args=[EvaluateService(customer_id="c-can-state", reason="test")])
     first_run = handle.result_run_id
 
     async def continued() -> bool:

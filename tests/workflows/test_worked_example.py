@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from db.customers import NewCustomer
+from domain.ids import customer_workflow_id, invoice_workflow_id
 from operations.classes import ClassChange, set_class
 from operations.customers import add
 from operations.invoices import IssueRequest, issue_invoice
@@ -20,7 +21,6 @@ from operations.status import customer_status
 from tests.support.histories import record_history
 from tests.support.stack import ADMIN, Stack
 from workflows.collection.invoice import InvoiceWorkflow
-from workflows.payloads import customer_workflow_id, invoice_workflow_id
 
 CUSTOMER = "c-spec5"
 

@@ -15,11 +15,11 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.collection.evaluation import drives_dunning
     from domain.collection.schedule import Step, StepDecision, decide_steps
+    from domain.ledger.commands import ReachSuspension, SuspensionReached
     from domain.notifications.catalog import STEP_TABLE, StepKind, invoice_notification_key
     from workflows import policies
     from workflows import search_attributes as sa
-    from workflows.notifications.notify import deliver
-    from workflows.payloads import (
+    from workflows.collection.payloads import (
         CHECK_INVOICE,
         REACH_SUSPENSION,
         CheckInvoiceInput,
@@ -28,10 +28,9 @@ with workflow.unsafe.imports_passed_through():
         InvoiceStatusQueryResult,
         InvoiceWorkflowInput,
         InvoiceWorkflowResult,
-        ReachSuspensionInput,
-        ReachSuspensionResult,
-        SendNotificationInput,
     )
+    from workflows.notifications.notify import deliver
+    from workflows.notifications.payloads import SendNotificationInput
 
 
 @workflow.defn
@@ -158,9 +157,9 @@ class InvoiceWorkflow:
     async def _reach_suspension(self) -> None:
         await workflow.execute_activity(
             REACH_SUSPENSION,
-            ReachSuspensionInput(self.input.customer_id, self.input.invoice_number,
-                                 workflow.now()),
-            result_type=ReachSuspensionResult,
+            ReachSuspension(self.input.customer_id, self.input.invoice_number,
+                            workflow.now()),
+            result_type=SuspensionReached,
             start_to_close_timeout=policies.LEDGER_TIMEOUT,
             retry_policy=policies.LEDGER_RETRY,
         )

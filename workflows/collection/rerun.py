@@ -12,14 +12,14 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.ledger.commands import ReevaluationOutcome
     from workflows import policies
     from workflows import search_attributes as sa
-    from workflows.payloads import (
+    from workflows.collection.payloads import (
         LIST_CUSTOMERS,
         REEVALUATE_VIA_WORKFLOW,
         ListCustomersInput,
         ListCustomersResult,
-        ReevaluateResult,
         ReevaluateViaWorkflowInput,
         RerunInput,
         RerunProgress,
@@ -59,7 +59,7 @@ class RerunWorkflow:
                 result = await workflow.execute_activity(
                     REEVALUATE_VIA_WORKFLOW,
                     ReevaluateViaWorkflowInput(customer_id, input.dry_run, input.actor),
-                    result_type=ReevaluateResult,
+                    result_type=ReevaluationOutcome,
                     start_to_close_timeout=_REEVALUATE_TIMEOUT,
                     retry_policy=policies.LEDGER_RETRY,
                 )
@@ -71,7 +71,7 @@ class RerunWorkflow:
         self._publish()
         return self.progress
 
-    def _record(self, result: ReevaluateResult) -> None:
+    def _record(self, result: ReevaluationOutcome) -> None:
         self.progress.scanned += 1
         if result.changes or result.service_before != result.service_after:
             self.progress.changed_customers += 1

@@ -11,12 +11,29 @@ caller. Issuing an invoice also starts the invoice's workflow before answering.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.ids import invoice_workflow_id
+
+    # Imported here by name, not only through the payload modules: the sandbox resolves a
+    # payload's type hints in the modules it was told of.
+    from domain.ledger.commands import (
+        AssignmentOutcome,
+        AssignPayment,
+        EvaluateService,
+        IssueInvoice,
+        IssueOutcome,
+        Reevaluate,
+        ReevaluationOutcome,
+        ReversalOutcome,
+        ReversePayment,
+        ServiceOutcome,
+    )
     from domain.ledger.effects import (
         Effect,
         Provision,
@@ -25,53 +42,43 @@ with workflow.unsafe.imports_passed_through():
         effects_of,
         needs_followup,
     )
-
-    # Imported here by name, not only through workflows.payloads: the sandbox resolves a
-    # payload's type hints in the modules it was told of.
     from domain.ledger.payments import ApplyPayment, PaymentOutcome
     from domain.notifications.catalog import payment_receipt_key
     from workflows import policies
     from workflows import search_attributes as sa
-    from workflows.notifications.notify import deliver
-    from workflows.payloads import (
-        APPLY_PAYMENT,
+    from workflows.collection.payloads import (
         APPLY_SERVICE_STATE,
+        REOPEN_INVOICE,
+        START_INVOICE_WORKFLOW,
+        ApplyServiceStateInput,
+        ApplyServiceStateResult,
+        InvoiceReevaluatedSignal,
+        ReopenInvoiceInput,
+        ReopenInvoiceResult,
+        StartInvoiceWorkflowInput,
+        StartInvoiceWorkflowResult,
+    )
+    from workflows.ledger.payloads import (
+        APPLY_PAYMENT,
         ASSIGN_UNMATCHED,
         EVALUATE_SERVICE,
         ISSUE_INVOICE,
         REEVALUATE_CUSTOMER,
-        REOPEN_INVOICE,
         REVERSE_PAYMENT,
-        START_INVOICE_WORKFLOW,
-        ApplyServiceStateInput,
-        ApplyServiceStateResult,
-        AssignPaymentInput,
         CustomerOperation,
         CustomerState,
         CustomerStateQueryResult,
         CustomerWorkflowInput,
-        EvaluateServiceSignal,
         Followup,
-        InvoiceReevaluatedSignal,
-        IssueInvoiceInput,
-        IssueInvoiceResult,
-        LedgerActivityInput,
-        LedgerActivityResult,
         PostPaymentInput,
-        PostPaymentResult,
-        ReevaluateInput,
-        ReevaluateResult,
-        ReopenInvoiceInput,
-        ReopenInvoiceResult,
-        ReversePaymentInput,
-        ReversePaymentResult,
-        SendNotificationInput,
-        StartInvoiceWorkflowInput,
-        StartInvoiceWorkflowResult,
-        invoice_workflow_id,
     )
+    from workflows.notifications.notify import deliver
+    from workflows.notifications.payloads import SendNotificationInput
 
 T = TypeVar("T")
+OutcomeT = TypeVar("OutcomeT", bound="LedgerOutcome")
+LedgerOutcome = (PaymentOutcome | IssueOutcome | ReversalOutcome | AssignmentOutcome
+                 | ReevaluationOutcome | ServiceOutcome)
 
 
 @workflow.defn
@@ -88,48 +95,45 @@ class CustomerWorkflow:
     # --- updates: the caller waits for the committed transaction -----------------------
 
     @workflow.update
-    async def issue_invoice(self, input: IssueInvoiceInput) -> IssueInvoiceResult:
+    async def issue_invoice(self, command: IssueInvoice) -> IssueOutcome:
         """Record the invoice, then start its workflow before answering (so no invoice is
         left without one). A back-dated invoice that moved money between invoices has the
         service decided again at once, in the same turn of the lock, and its changes
         followed up like any other (the invoices hear of it; a paid one open again gets
         its lifecycle back)."""
         async with self.lock:
-            result = await self._ledger(ISSUE_INVOICE, LedgerActivityInput(
-                self.entity.customer_id, now=workflow.now(),
-                reason=f"invoice {input.number} issued", issue=input, actor=input.actor))
-            service = None
-            if result.changed:
-                service = await self._ledger(EVALUATE_SERVICE, LedgerActivityInput(
-                    self.entity.customer_id, now=workflow.now(),
-                    reason=f"back-dated invoice {input.number} issued"))
-        invoice = result.invoice
-        if invoice is None:
-            raise ApplicationError(f"invoice {input.number}: the ledger gave no invoice",
-                                   non_retryable=True)
-        if service is not None:
-            followup = Followup(changed=result.changed, transition=service.transition,
-                                service_state=service.service_state)
-            if needs_followup(followup):
-                self.entity.followups.append(followup)
-        started = None
-        if result.status != "conflict":
-            started = (await self._start_invoice_workflow(input.number)).workflow
-        return IssueInvoiceResult(
-            status=result.status, conflict_fields=result.conflict_fields, invoice=invoice,
-            service_state=(service or result).service_state, workflow=started)
+            outcome = await self._ledger(ISSUE_INVOICE, f"invoice {command.number} issued",
+                                         command, IssueOutcome)
+            if outcome.changed:
+                service = await self._ledger(
+                    EVALUATE_SERVICE, f"back-dated invoice {command.number} issued",
+                    EvaluateService(self.entity.customer_id,
+                                    reason=f"back-dated invoice {command.number} issued"
+                                    ).at(workflow.now()),
+                    ServiceOutcome)
+                outcome = replace(outcome, service_state=service.service_state,
+                                  transition=service.transition)
+                self._follow(outcome)
+        if outcome.status == "conflict":
+            return outcome
+        started = await self._activity(
+            START_INVOICE_WORKFLOW,
+            StartInvoiceWorkflowInput(self.entity.customer_id, command.number),
+            StartInvoiceWorkflowResult)
+        return replace(outcome, workflow=started.workflow)
 
     @issue_invoice.validator
-    def _validate_invoice(self, input: IssueInvoiceInput) -> None:
-        if not input.number.strip():
+    def _validate_invoice(self, command: IssueInvoice) -> None:
+        self._mine(command.customer_id)
+        if not command.number.strip():
             raise ValueError("invoice number must not be empty")
-        if input.new_charges < 0:
+        if command.new_charges < 0:
             raise ValueError("new charges must not be negative")
 
     @workflow.update
     async def post_payment(self, input: ApplyPayment | PostPaymentInput) -> PaymentOutcome:
-        """``input``: the command built at the edge; a processor's own Temporal client (and
-        histories recorded before the command) send a PostPaymentInput instead."""
+        """``input``: the command built at the edge; a processor's own Temporal client
+        sends a PostPaymentInput instead."""
         return await self._apply_payment(self._command(input))
 
     @post_payment.validator
@@ -137,36 +141,41 @@ class CustomerWorkflow:
         self._command(input)  # refused before anything is written to history
 
     @workflow.update
-    async def reverse_payment(self, input: ReversePaymentInput) -> ReversePaymentResult:
-        result = await self._transact(
-            REVERSE_PAYMENT, f"reversal of {input.processor}:{input.payment_id}",
-            reversal=input, actor=input.actor)
-        self._follow(result)
-        return ReversePaymentResult(status=result.status, service_state=result.service_state,
-                                    balance=result.balance)
+    async def reverse_payment(self, command: ReversePayment) -> ReversalOutcome:
+        outcome = await self._transact(
+            REVERSE_PAYMENT, f"reversal of {command.processor}:{command.payment_id}",
+            command.at(workflow.now()), ReversalOutcome)
+        self._follow(outcome)
+        return outcome
+
+    @reverse_payment.validator
+    def _validate_reversal(self, command: ReversePayment) -> None:
+        self._mine(command.customer_id)
 
     @workflow.update
-    async def assign_payment(self, input: AssignPaymentInput) -> PostPaymentResult:
-        result = await self._transact(
-            ASSIGN_UNMATCHED, f"assignment of {input.processor}:{input.payment_id}",
-            assignment=input, actor=input.actor)
-        self._follow_payment(result, input.processor, input.payment_id,
-                             accepted=result.status == "assigned")
-        return PostPaymentResult(
-            status=result.status, processor=input.processor, payment_id=input.payment_id,
-            service_state=result.service_state, balance=result.balance,
-        )
+    async def assign_payment(self, command: AssignPayment) -> AssignmentOutcome:
+        outcome = await self._transact(
+            ASSIGN_UNMATCHED, f"assignment of {command.processor}:{command.payment_id}",
+            command.at(workflow.now()), AssignmentOutcome)
+        if outcome.status == "assigned":
+            self._follow_payment(outcome, command.processor, command.payment_id)
+        return outcome
+
+    @assign_payment.validator
+    def _validate_assignment(self, command: AssignPayment) -> None:
+        self._mine(command.customer_id)
 
     @workflow.update
-    async def reevaluate(self, input: ReevaluateInput) -> ReevaluateResult:
-        result = await self._transact(REEVALUATE_CUSTOMER, "re-run", dry_run=input.dry_run,
-                                      actor=input.actor)
-        if not input.dry_run:
-            self._follow(result)
-        return ReevaluateResult(
-            customer_id=self.entity.customer_id, dry_run=input.dry_run, changes=result.changes,
-            service_before=result.service_before, service_after=result.service_state,
-        )
+    async def reevaluate(self, command: Reevaluate) -> ReevaluationOutcome:
+        outcome = await self._transact(REEVALUATE_CUSTOMER, command.reason,
+                                       command.at(workflow.now()), ReevaluationOutcome)
+        if not command.dry_run:
+            self._follow(outcome)
+        return outcome
+
+    @reevaluate.validator
+    def _validate_reevaluation(self, command: Reevaluate) -> None:
+        self._mine(command.customer_id)
 
     # --- signals: fire-and-forget, queued ----------------------------------------------
 
@@ -180,8 +189,8 @@ class CustomerWorkflow:
         self.entity.queue.append(CustomerOperation(kind="payment", payment=command))
 
     @workflow.signal
-    def evaluate_service(self, signal: EvaluateServiceSignal) -> None:
-        self.entity.queue.append(CustomerOperation(kind="evaluate_service", evaluate=signal))
+    def evaluate_service(self, command: EvaluateService) -> None:
+        self.entity.queue.append(CustomerOperation(kind="evaluate_service", evaluate=command))
 
     @workflow.query
     def state(self) -> CustomerStateQueryResult:
@@ -228,8 +237,9 @@ class CustomerWorkflow:
             if op.kind == "payment" and op.payment is not None:
                 await self._apply_payment(self._command(op.payment))
             elif op.kind == "evaluate_service" and op.evaluate is not None:
-                result = await self._transact(EVALUATE_SERVICE, op.evaluate.reason)
-                self._follow(result)
+                outcome = await self._transact(EVALUATE_SERVICE, op.evaluate.reason,
+                                               op.evaluate.at(workflow.now()), ServiceOutcome)
+                self._follow(outcome)
         except ApplicationError as err:
             # Bad input on the fire-and-forget path has nobody to answer to: log it.
             workflow.logger.warning(f"operation {op.kind} rejected: {err}")
@@ -239,9 +249,7 @@ class CustomerWorkflow:
         PostPaymentInput (its currency is the one the ledger's schema then holds to the
         class's). Raises ValueError with SPEC 2.1's message."""
         if isinstance(payment, ApplyPayment):
-            if payment.customer_id != self.entity.customer_id:
-                raise ValueError(f"payment for customer {payment.customer_id!r} sent to "
-                                 f"the workflow of {self.entity.customer_id!r}")
+            self._mine(payment.customer_id)
             return payment
         return ApplyPayment.build(
             processor=payment.processor, payment_id=payment.payment_id,
@@ -251,44 +259,43 @@ class CustomerWorkflow:
             source=payment.source,  # type: ignore[arg-type]
             actor=payment.actor)
 
+    def _mine(self, customer_id: str) -> None:
+        if customer_id != self.entity.customer_id:
+            raise ValueError(f"a command for customer {customer_id!r} sent to the workflow "
+                             f"of {self.entity.customer_id!r}")
+
     async def _apply_payment(self, payment: ApplyPayment) -> PaymentOutcome:
         # Stamped here, deterministically, so a replay sees the same instant.
         command = payment.at(workflow.now())
-        reason = f"payment {command.processor}:{command.payment_id}"
+        outcome = await self._transact(
+            APPLY_PAYMENT, f"payment {command.processor}:{command.payment_id}", command,
+            PaymentOutcome)
+        if outcome.status == "accepted":
+            self._follow_payment(outcome, command.processor, command.payment_id)
+        return outcome
+
+    def _follow_payment(self, outcome: PaymentOutcome | AssignmentOutcome, processor: str,
+                        payment_id: str) -> None:
+        receipt = payment_receipt_key(processor, payment_id) if outcome.payment_receipts else None
+        self._follow(outcome, receipt_key=receipt, processor=processor, payment_id=payment_id)
+
+    async def _transact(self, activity: str, reason: str, command: Any,
+                        outcome_type: type[OutcomeT]) -> OutcomeT:
+        """One ledger transaction at a time for this customer (the lock)."""
         async with self.lock:
-            self.entity.last_operation = f"{APPLY_PAYMENT}: {reason}"
-            result = await self._activity(APPLY_PAYMENT, [command],
-                                          PaymentOutcome)
-            self._publish(result)
-        self._follow_payment(result, command.processor, command.payment_id,
-                             accepted=result.status == "accepted")
-        return result
+            return await self._ledger(activity, reason, command, outcome_type)
 
-    def _follow_payment(self, result: LedgerActivityResult | PaymentOutcome, processor: str,
-                        payment_id: str, *, accepted: bool) -> None:
-        if not accepted:
-            return
-        receipt = None
-        if result.payment_receipts:
-            receipt = payment_receipt_key(processor, payment_id)
-        self._follow(result, receipt_key=receipt, processor=processor, payment_id=payment_id)
+    async def _ledger(self, activity: str, reason: str, command: Any,
+                      outcome_type: type[OutcomeT]) -> OutcomeT:
+        self.entity.last_operation = f"{activity}: {reason}"
+        outcome = await self._activity(activity, command, outcome_type)
+        self._publish(outcome)
+        return outcome
 
-    async def _transact(self, activity: str, reason: str, **fields: Any) -> LedgerActivityResult:
-        """One ledger transaction at a time for this customer (the lock), at this instant."""
-        async with self.lock:
-            return await self._ledger(activity, LedgerActivityInput(
-                self.entity.customer_id, now=workflow.now(), reason=reason, **fields))
-
-    async def _ledger(self, activity: str, input: LedgerActivityInput) -> LedgerActivityResult:
-        self.entity.last_operation = f"{activity}: {input.reason}"
-        result = await self._activity(activity, [input], LedgerActivityResult)
-        self._publish(result)
-        return result
-
-    async def _activity(self, activity: str, args: list[Any], result_type: type[T]) -> T:
+    async def _activity(self, activity: str, arg: Any, result_type: type[T]) -> T:
         try:
             return await workflow.execute_activity(
-                activity, args=args, result_type=result_type,
+                activity, arg, result_type=result_type,
                 start_to_close_timeout=policies.LEDGER_TIMEOUT,
                 retry_policy=policies.LEDGER_RETRY,
             )
@@ -300,12 +307,7 @@ class CustomerWorkflow:
                                        non_retryable=True) from None
             raise
 
-    async def _start_invoice_workflow(self, number: str) -> StartInvoiceWorkflowResult:
-        return await self._activity(
-            START_INVOICE_WORKFLOW, [StartInvoiceWorkflowInput(self.entity.customer_id, number)],
-            StartInvoiceWorkflowResult)
-
-    def _follow(self, result: LedgerActivityResult | PaymentOutcome, *,
+    def _follow(self, result: LedgerOutcome, *,
                 receipt_key: str | None = None, processor: str | None = None,
                 payment_id: str | None = None) -> None:
         followup = Followup(changed=result.changed, transition=result.transition,
@@ -361,7 +363,7 @@ class CustomerWorkflow:
         self.sending = [(t, n) for t, n in self.sending if not t.done()]
         self.sending.append((asyncio.create_task(deliver(notification)), notification))
 
-    def _publish(self, result: LedgerActivityResult | PaymentOutcome) -> None:
+    def _publish(self, result: LedgerOutcome) -> None:
         self.entity.service_state = result.service_state
         updates = [sa.SERVICE_STATE.value_set(result.service_state)]
         if result.class_name and result.class_name != self.entity.class_name:

@@ -8,7 +8,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import policies
-    from workflows.payloads import (
+    from workflows.notifications.payloads import (
         EXPIRE_NOTIFICATION,
         SEND_NOTIFICATION,
         ExpireNotificationInput,

@@ -1,0 +1,120 @@
+"""Activities of an invoice's lifecycle: read its facts, start (or restart) its workflow,
+record that it reached its suspension time.
+
+None of them changes money: the ledger's activities do (activities/ledger). Starting a
+workflow is idempotent by its id; recording the suspension time is idempotent by value.
+"""
+
+from __future__ import annotations
+
+from psycopg_pool import AsyncConnectionPool
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from activities import metrics
+from client.customers import wake_for_service_evaluation
+from client.invoices import InvoiceWorkflowNotStarted, planned_steps, start_invoice_workflow
+from db.collection.invoice_rows import get_invoice
+from db.collection.invoices import mark_suspension_reached
+from db.customers import get_customer_with_class
+from db.rows import ClassRow, InvoiceRow
+from domain.ledger.commands import EvaluateService, ReachSuspension, SuspensionReached
+from workflows import policies
+from workflows.collection.payloads import (
+    CHECK_INVOICE,
+    REACH_SUSPENSION,
+    REOPEN_INVOICE,
+    START_INVOICE_WORKFLOW,
+    CheckInvoiceInput,
+    InvoiceFacts,
+    ReopenInvoiceInput,
+    ReopenInvoiceResult,
+    StartInvoiceWorkflowInput,
+    StartInvoiceWorkflowResult,
+)
+
+
+def _not_found(customer_id: str, number: str) -> ApplicationError:
+    return ApplicationError(f"invoice {number} of {customer_id} not found",
+                            type=policies.NOT_FOUND, non_retryable=True)
+
+
+class InvoiceActivities:
+    """Holds the pool (reads, the suspension mark) and the client (workflow starts)."""
+
+    def __init__(self, pool: AsyncConnectionPool, client: Client, task_queue: str) -> None:
+        self.pool = pool
+        self.client = client
+        self.task_queue = task_queue
+
+    @activity.defn(name=CHECK_INVOICE)
+    async def check_invoice(self, input: CheckInvoiceInput) -> InvoiceFacts:
+        async with self.pool.connection() as conn:
+            invoice = await get_invoice(conn, input.customer_id, input.invoice_number)
+        if invoice is None:
+            raise _not_found(input.customer_id, input.invoice_number)
+        return InvoiceFacts(number=invoice.number, remaining=invoice.remaining,
+                            collection_status=invoice.collection_status,
+                            payment_status=invoice.payment_status,
+                            paid=invoice.payment_status == "paid")
+
+    @activity.defn(name=START_INVOICE_WORKFLOW)
+    async def start_invoice(self, input: StartInvoiceWorkflowInput
+                            ) -> StartInvoiceWorkflowResult:
+        """Start the workflow of a recorded invoice unless it exists (idempotent); retried
+        by the caller's policy until it succeeds, so no invoice stays without one."""
+        invoice, klass, state = await self._invoice(input.customer_id, input.invoice_number)
+        if invoice is None:
+            raise _not_found(input.customer_id, input.invoice_number)
+        started = await self._start(invoice, klass, state, reopen=False)
+        return StartInvoiceWorkflowResult(workflow=started)
+
+    @activity.defn(name=REOPEN_INVOICE)
+    async def reopen_invoice(self, input: ReopenInvoiceInput) -> ReopenInvoiceResult:
+        """Start the lifecycle of an invoice again after a reversal opened it (idempotent)."""
+        invoice, klass, state = await self._invoice(input.customer_id, input.invoice_number)
+        if invoice is None or invoice.payment_status == "paid":
+            return ReopenInvoiceResult(started=False)
+        started = await self._start(invoice, klass, state, reopen=True)
+        return ReopenInvoiceResult(started=started == "started")
+
+    @activity.defn(name=REACH_SUSPENSION)
+    async def reach_suspension(self, command: ReachSuspension) -> SuspensionReached:
+        """Record that the invoice is past its suspension time, then wake the customer.
+
+        The customer's workflow makes the decision (it is the single writer); waking it
+        with signal-with-start works whether or not it is running yet.
+        """
+        async with self.pool.connection() as conn:
+            recorded = await mark_suspension_reached(conn, command.customer_id,
+                                                     command.invoice_number, command.at)
+        await wake_for_service_evaluation(
+            self.client, self.task_queue, EvaluateService(
+                customer_id=command.customer_id,
+                reason=f"invoice {command.invoice_number} reached its suspension time",
+                invoice_number=command.invoice_number))
+        return SuspensionReached(recorded=recorded)
+
+    async def _invoice(self, customer_id: str, number: str
+                       ) -> tuple[InvoiceRow | None, ClassRow, str]:
+        """The invoice, its class and the customer's service state, for its workflow."""
+        async with self.pool.connection() as conn:
+            found = await get_customer_with_class(conn, customer_id)
+            if found is None:
+                raise _not_found(customer_id, number)
+            invoice = await get_invoice(conn, customer_id, number)
+        customer, klass = found
+        return invoice, klass, customer.service_state
+
+    async def _start(self, invoice: InvoiceRow, klass: ClassRow, service_state: str, *,
+                     reopen: bool) -> str:
+        """Start the invoice's workflow; a refusal (or no server) is counted and raised, so
+        the caller's retry policy keeps trying until the invoice has its workflow."""
+        try:
+            return await start_invoice_workflow(
+                self.client, self.task_queue, invoice, klass, service_state,
+                planned_steps(invoice, klass), reopen=reopen)
+        except (InvoiceWorkflowNotStarted, RuntimeError):
+            metrics.WORKFLOW_START_FAILURES.inc()
+            raise
