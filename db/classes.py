@@ -65,7 +65,8 @@ async def upsert_class(
     """Create or replace a class and audit it, in one transaction.
 
     Raises MoneyError for an unknown currency, InvalidValue for an unknown time zone,
-    ClassCurrencyLocked when the currency would change under existing invoices/payments.
+    ClassCurrencyLocked when the currency would change under existing invoices, payments
+    or subscriptions.
     """
     _validate(spec)
     async with conn.transaction():
@@ -132,7 +133,9 @@ async def _has_money(conn: AsyncConnection, name: str) -> bool:
         SELECT EXISTS (SELECT 1 FROM customers c
                         WHERE c.class_name = %(name)s
                           AND (EXISTS (SELECT 1 FROM invoices i WHERE i.customer_id = c.id)
-                               OR EXISTS (SELECT 1 FROM payments p WHERE p.customer_id = c.id)))
+                               OR EXISTS (SELECT 1 FROM payments p WHERE p.customer_id = c.id)
+                               OR EXISTS (SELECT 1 FROM subscriptions s
+                                          WHERE s.customer_id = c.id)))
         """,
         {"name": name},
     )

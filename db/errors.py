@@ -46,7 +46,7 @@ class ClassCurrencyLocked(DbError):
     def __init__(self, name: str, old: str, new: str) -> None:
         super().__init__(
             f"cannot change the currency of class '{name}' from {old} to {new}: "
-            "its customers already have invoices or payments"
+            "its customers already have invoices, payments or subscriptions"
         )
 
 

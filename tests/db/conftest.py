@@ -109,7 +109,7 @@ async def reach_suspension(conn: psycopg.AsyncConnection, number: str, when: str
 
 SNAPSHOT_TABLES = ("customer_classes", "customers", "invoices", "payments", "allocations",
                    "unmatched_payments", "service_events", "customer_operations", "audit_log",
-                   "notifications")
+                   "notifications", "accounts", "subscriptions")
 
 
 async def snapshot(conn: psycopg.AsyncConnection,
