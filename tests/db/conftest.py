@@ -54,13 +54,13 @@ async def setup_customer(conn: psycopg.AsyncConnection, customer_id: str = "c1",
                        ADMIN)
 
 
-def invoice(number: str, charges: int, issued: str, due: str, customer: str = "c1",
-            **extra: object) -> IssueInvoice:
+def invoice(number: str, charges: int, issued: str, due: str, customer: str = "c1", *,
+            actor: Actor | None = None) -> IssueInvoice:
     """An invoice of a UTC class with no grace: S = D = the midnight after ``due``."""
     d = overdue_instant(parse_due(due), "UTC")
     return IssueInvoice(customer_id=customer, number=number, new_charges=charges,
                         issued_at=at(issued), due_text=due, overdue_at=d, suspend_at=d,
-                        **extra)  # type: ignore[arg-type]
+                        actor=actor)
 
 
 def payment(payment_id: str, amount: int, received: str, customer: str = "c1", *,
