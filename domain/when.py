@@ -128,11 +128,11 @@ def parse_when(text: str, tz: str = "UTC", what: str = "time") -> datetime:
     """
     if not isinstance(text, str):
         raise ValueError(f"{what} must be a string like {_WHEN_EXAMPLES}, got {text!r}")
-    zone = _zone(tz)
+    zone = zone_of(tz)
     value = text.strip()
     try:
         if _DATE_ONLY.fullmatch(value):
-            return _start_of_day(date.fromisoformat(value), zone)
+            return start_of_day(date.fromisoformat(value), zone)
         instant = datetime.fromisoformat(value) if _DATE_TIME.fullmatch(value) else None
     except ValueError:
         instant = None
@@ -156,17 +156,17 @@ def overdue_instant(due: date | datetime, tz: str = "UTC") -> datetime:
     Zones other than UTC are read from the tz database, which the Temporal workflow sandbox
     does not allow: compute D where the invoice is issued and hand workflows the instant.
     """
-    zone = _zone(tz)
+    zone = zone_of(tz)
     if isinstance(due, datetime):  # before date: datetime is a subclass of date
         if due.tzinfo is None or due.utcoffset() is None:
             raise ValueError(f"due instant {due.isoformat()} has no UTC offset")
         return due.astimezone(UTC)
     if isinstance(due, date):
-        return _start_of_day(due + timedelta(days=1), zone)
+        return start_of_day(due + timedelta(days=1), zone)
     raise ValueError(f"due must be a date or a datetime, got {due!r}")
 
 
-def _zone(tz: str) -> tzinfo:
+def zone_of(tz: str) -> tzinfo:
     if not isinstance(tz, str):
         raise ValueError(f"time zone must be a name like 'America/New_York', got {tz!r}")
     if tz == "UTC":
@@ -179,7 +179,7 @@ def _zone(tz: str) -> tzinfo:
         raise ValueError(f"unknown time zone '{tz}'") from None
 
 
-def _start_of_day(day: date, zone: tzinfo) -> datetime:
+def start_of_day(day: date, zone: tzinfo) -> datetime:
     """The first instant (UTC) at which the local date in ``zone`` is ``day`` or later.
 
     "Or later" because a zone can skip a whole day (Pacific/Apia skipped 2011-12-30).

@@ -45,7 +45,7 @@ def test_domain_imports_only_the_standard_library() -> None:
     # Path work stays inside the test: the sandbox forbids it at import time (file I/O).
     domain_dir = Path(__file__).resolve().parents[2] / "domain"
     stdlib = set(sys.stdlib_module_names)
-    for path in sorted(domain_dir.glob("*.py")):
+    for path in sorted(domain_dir.rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
