@@ -60,8 +60,9 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         title="Dunning API", version="1", description=DESCRIPTION, lifespan=lifespan,
         openapi_tags=[
             {"name": "payments", "description": "Signed by the payment processor"},
-            {"name": "customers", "description": "Bearer token; realms admin and system"},
-            {"name": "re-runs", "description": "Bearer token; realms admin and system"},
+            {"name": "customers", "description": "Bearer token, any realm within its scope "
+                                                 "(else 404 as if the customer did not exist)"},
+            {"name": "re-runs", "description": "Bearer token; realm admin only"},
             {"name": "operations", "description": "Health and metrics, no authentication"},
         ],
     )

@@ -1,8 +1,8 @@
 """Who may call what: bearer tokens for people and systems, signatures for processors.
 
-Bearer tokens come from ``DUNNING_API_TOKENS`` (token -> actor:realm). There is no
-ownership model yet (which reseller serves which customer), so only the ``admin`` and
-``system`` realms may read customers or start re-runs; a reseller gets 403.
+Bearer tokens come from ``DUNNING_API_TOKENS`` (token -> actor:realm[:scope]). This module
+only says *who* calls (401 otherwise); which realms may call an endpoint, and which
+customers a reseller or customer token sees, is ``api.scopes`` (SPEC 2.8, 4.3).
 
 Signed routes (``SignedRoute``) check ``Dunning-Signature`` against the *raw* body before
 FastAPI parses anything, so an unsigned request never reaches validation (401 before 422).
@@ -27,12 +27,18 @@ from settings import ApiIdentity, Settings
 
 log = logging.getLogger("dunning.api")
 
-READ_REALMS = frozenset({"admin", "system"})
+FEED_REALMS = frozenset({"admin", "system"})
 
 bearer_scheme = HTTPBearer(
     scheme_name="BearerToken", auto_error=False,
-    description="A token of DUNNING_API_TOKENS (token=actor:realm). Realms admin and "
-                "system may read customers and start re-runs; reseller gets 403.",
+    description=(
+        "A token of DUNNING_API_TOKENS (`token=actor:realm[:scope]`). Realms: `admin` "
+        "(everything), `reseller:RESELLER_ID` (only that reseller's customers), "
+        "`customer:CUSTOMER_ID` (only that customer), `system` (the billing system's feed; "
+        "may also read customers). A customer outside the token's scope answers 404 "
+        "exactly like one that does not exist; an endpoint the realm may not use answers "
+        "403. Reads through the admin and reseller realms are audited."
+    ),
 )
 signature_scheme = APIKeyHeader(
     name=signatures.HEADER, scheme_name="DunningSignature", auto_error=False,
@@ -74,10 +80,17 @@ async def caller(
     return identity
 
 
+def forbidden(identity: ApiIdentity) -> HTTPException:
+    """403: the token is valid but its realm may not use this endpoint (whatever the
+    customer: a realm refusal says nothing about which customers exist)."""
+    return HTTPException(status.HTTP_403_FORBIDDEN,
+                         detail=f"realm {identity.realm!r} may not do this")
+
+
 async def admin_or_system(identity: ApiIdentity = Depends(caller)) -> ApiIdentity:
-    if identity.realm not in READ_REALMS:
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            detail=f"realm {identity.realm!r} may not do this")
+    """Kept for callers written before ``api.scopes``; same as ``api.scopes.feed_caller``."""
+    if identity.realm not in FEED_REALMS:
+        raise forbidden(identity)
     return identity
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 from fastapi import HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 
-from db.rows import AuditInfo
+from db.rows import AuditInfo, Realm
 from operations.context import Context
 from settings import ApiIdentity
 
@@ -17,6 +17,8 @@ from settings import ApiIdentity
 # idempotent by id, so the retry is safe even if the first attempt completes later).
 OPERATION_TIMEOUT_SECONDS = 25.0
 UNAVAILABLE = "service temporarily unavailable; retry later"
+# The realms an audit record may carry (the audit_log.realm CHECK).
+AUDIT_REALMS = frozenset(get_args(Realm))
 
 T = TypeVar("T")
 
@@ -53,6 +55,10 @@ def request_id(request: Request) -> str:
 
 
 def audit_info(request: Request, identity: ApiIdentity, reason: str | None) -> AuditInfo:
+    """Who acts, for an audit record. The audit trail knows the realms admin, reseller and
+    system (SPEC 2.7); a customer-realm token is never audited, so asking is a bug."""
+    if identity.realm not in AUDIT_REALMS:
+        raise ValueError(f"realm {identity.realm!r} is not audited")
     return AuditInfo(actor=identity.actor, realm=identity.realm,  # type: ignore[arg-type]
                      reason=reason, request_id=request_id(request))
 

@@ -13,8 +13,13 @@ from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "DUNNING_"
-Realm = Literal["admin", "reseller", "system"]
-_REALMS = ("admin", "reseller", "system")
+Realm = Literal["admin", "reseller", "customer", "system"]
+# admin: everything; reseller: the customers of one reseller (scope = reseller id);
+# customer: one customer (scope = customer id); system: the billing system's feed (SPEC 4.3).
+REALMS: tuple[str, ...] = ("admin", "reseller", "customer", "system")
+# Realms whose tokens must name a scope, and what the scope is.
+SCOPED_REALMS: dict[str, str] = {"reseller": "RESELLER_ID", "customer": "CUSTOMER_ID"}
+ENTRY_FORM = "token=actor:realm[:scope]"
 
 
 class SettingsError(RuntimeError):
@@ -22,25 +27,65 @@ class SettingsError(RuntimeError):
 
 
 class ApiIdentity:
-    """Who a bearer token acts as."""
+    """Who a bearer token acts as: an actor, a realm and, for ``reseller`` and ``customer``,
+    a scope (the reseller id or the customer id). ``admin`` and ``system`` take no scope.
 
-    __slots__ = ("actor", "realm")
+    Raises ValueError for an unknown realm or a scope missing (or given where none
+    belongs). The token itself is never part of an identity, so reprs show no secret.
+    """
 
-    def __init__(self, actor: str, realm: str) -> None:
+    __slots__ = ("actor", "realm", "scope")
+
+    def __init__(self, actor: str, realm: str, scope: str | None = None) -> None:
+        if realm not in REALMS:
+            raise ValueError(f"realm must be one of {', '.join(REALMS)}")
+        if realm in SCOPED_REALMS and not (scope and scope.strip()):
+            raise ValueError(f"realm {realm} needs a scope "
+                             f"(token=actor:{realm}:{SCOPED_REALMS[realm]})")
+        if realm not in SCOPED_REALMS and scope is not None:
+            raise ValueError(f"realm {realm} takes no scope (token=actor:{realm})")
         self.actor = actor
         self.realm = realm
+        self.scope = scope
+
+    def _key(self) -> tuple[str, str, str | None]:
+        return (self.actor, self.realm, self.scope)
 
     def __repr__(self) -> str:
-        return f"ApiIdentity(actor={self.actor!r}, realm={self.realm!r})"
+        return (f"ApiIdentity(actor={self.actor!r}, realm={self.realm!r}, "
+                f"scope={self.scope!r})")
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ApiIdentity) and (self.actor, self.realm) == (
-            other.actor,
-            other.realm,
-        )
+        return isinstance(other, ApiIdentity) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.actor, self.realm))
+        return hash(self._key())
+
+
+def parse_api_tokens(raw: str) -> dict[str, ApiIdentity]:
+    """``DUNNING_API_TOKENS``: comma-separated ``token=actor:realm[:scope]``.
+
+    The old ``token=actor:realm`` form is the same without a scope (admin, system). The
+    scope is the rest after the second ``:`` (it may itself contain ``:``, not ``,``).
+    Errors name the entry by its position, never by its text: it holds a secret (and a
+    mistyped entry may hold the token where the actor should be).
+    """
+    tokens: dict[str, ApiIdentity] = {}
+    for position, (token, spec) in enumerate(_split_pairs(raw, ENTRY_FORM), start=1):
+        actor, sep, rest = spec.partition(":")
+        realm, _, scope = rest.partition(":")
+        actor, realm, scope = actor.strip(), realm.strip(), scope.strip()
+        if not sep or not actor or not realm:
+            raise ValueError(f"entry {position} must look like {ENTRY_FORM}")
+        try:
+            identity = ApiIdentity(actor, realm, scope or None)
+        except ValueError as err:
+            raise ValueError(f"entry {position}: {err}") from None
+        if tokens.get(token, identity) != identity:
+            raise ValueError(f"entry {position}: the same token is already given to "
+                             "another identity")
+        tokens[token] = identity
+    return tokens
 
 
 def _split_pairs(raw: str, what: str) -> list[tuple[str, str]]:
@@ -134,20 +179,14 @@ class Settings(BaseSettings):
     def _parse_api_tokens(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
-        tokens: dict[str, ApiIdentity] = {}
-        for token, identity in _split_pairs(value, "token=actor:realm"):
-            actor, sep, realm = identity.partition(":")
-            if not sep or not actor or realm not in _REALMS:
-                raise ValueError("each entry must look like token=actor:realm "
-                                 "with realm admin, reseller or system")
-            tokens[token] = ApiIdentity(actor, realm)
-        return tokens
+        return parse_api_tokens(value)
 
     def __repr_args__(self):  # type: ignore[override]
         # Tokens are secrets too: show which identities exist, never the tokens.
         for name, value in super().__repr_args__():
             if name == "api_tokens":
-                yield name, sorted({(i.actor, i.realm) for i in self.api_tokens.values()})
+                yield name, sorted({(i.actor, i.realm, i.scope) for i in self.api_tokens.values()},
+                                   key=lambda k: (k[0], k[1], k[2] or ""))
             else:
                 yield name, value
 

@@ -4,6 +4,12 @@ A real re-run answers 202 at once with the workflow id (it may take long for a l
 class; follow it in the Temporal UI). A dry run changes nothing, so it waits up to
 ``DRY_RUN_WAIT_SECONDS`` for its results and answers 200 with them; if it takes longer it
 answers 202 like a real run (``done: false``) and keeps running.
+
+Realm ``admin`` only (finance, SPEC 1); every other realm gets 403, before the body is
+looked at. A class re-run is not scoped to one customer, and a class's policy is finance's,
+not a reseller's or a customer's; a re-run of one customer is refused the same way, so the
+answer never depends on (nor reveals) whose customer the id is. The billing system's
+``system`` realm feeds data and has no business re-evaluating it.
 """
 
 from __future__ import annotations
@@ -13,9 +19,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
-from api.auth import admin_or_system
 from api.deps import audit_info, run_operation
 from api.models import RerunIn, RerunOut, problem
+from api.scopes import admin_only
 from client.reruns import rerun_result
 from db.classes import get_class
 from db.customers import get_customer_with_class
@@ -32,22 +38,24 @@ DRY_RUN_WAIT_SECONDS = 20.0
 
 @router.post(
     "/v1/reruns", status_code=status.HTTP_202_ACCEPTED, response_model=RerunOut,
-    summary="Re-evaluate a class or a customer (finance)",
+    summary="Re-evaluate a class or a customer (finance; realm admin)",
+    description="Realm `admin` only: any other realm gets 403 whatever the class or "
+                "customer. The request is audited (`rerun.start`); a dry run is not.",
     responses={
         200: {"model": RerunOut, "description": "Dry run finished: its results (nothing "
               "changed)"},
         202: {"description": "Re-run started (or dry run still running): follow the "
               "workflow"},
         401: problem("Missing or unknown bearer token", "missing or unknown bearer token"),
-        403: problem("The token's realm may not start re-runs",
-                     "realm 'reseller' may not do this"),
+        403: problem("The token's realm is not admin (system, reseller and customer may "
+                     "not start re-runs)", "realm 'reseller' may not do this"),
         404: problem("Unknown class or customer", "unknown class 'residential'"),
         503: problem("Database or Temporal unreachable",
                      "service temporarily unavailable; retry later"),
     },
 )
 async def post_rerun(body: RerunIn, request: Request, response: Response,
-                     identity: ApiIdentity = Depends(admin_or_system)) -> RerunOut:
+                     identity: ApiIdentity = Depends(admin_only)) -> RerunOut:
     audit = audit_info(request, identity, body.reason)
 
     async def start(ctx: Context) -> tuple[str | None, dict[str, Any]]:

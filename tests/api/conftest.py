@@ -30,9 +30,10 @@ GLOBEX = "globex-secret"
 SECRETS = {"acme": (SecretStr(ACME_OLD), SecretStr(ACME_NEW)),
            "globex": (SecretStr(GLOBEX),)}
 ADMIN_TOKEN, SYSTEM_TOKEN, RESELLER_TOKEN = "tok-admin", "tok-system", "tok-reseller"
+RESELLER = "r-rita"  # the reseller id RESELLER_TOKEN is scoped to
 TOKENS = {ADMIN_TOKEN: ApiIdentity("ana-finance", "admin"),
           SYSTEM_TOKEN: ApiIdentity("billing-sync", "system"),
-          RESELLER_TOKEN: ApiIdentity("rita-reseller", "reseller")}
+          RESELLER_TOKEN: ApiIdentity("rita-reseller", "reseller", RESELLER)}
 
 CLASS = "residential"
 

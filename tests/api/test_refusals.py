@@ -1,7 +1,7 @@
 """Requests refused before any operation runs: the database only, Temporal never touched.
 
-401 for signatures and tokens, 403 for realms, 413 for floods, 422 for bodies; and in
-each case nothing is recorded.
+401 for signatures and tokens, 403 for realms (404 outside a scope), 413 for floods, 422
+for bodies; and in each case nothing is recorded.
 """
 
 from __future__ import annotations
@@ -179,9 +179,14 @@ async def test_bearer_routes_without_a_known_token_are_401(
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-async def test_resellers_are_403(bare_api: Api, database_url: str) -> None:
+async def test_a_reseller_may_not_rerun_and_sees_no_unknown_customer(
+        bare_api: Api, database_url: str) -> None:
+    # Realms have scopes now (SPEC 4.3): a reseller reads its own customers, and c1 is not
+    # one (it does not exist), so the answer is the 404 of a missing customer, not a 403.
     response = await bare_api.get("/v1/customers/c1", RESELLER_TOKEN)
-    assert response.status_code == 403
+    assert response.status_code == 404
+    assert response.json() == {"detail": "unknown customer 'c1'"}
+    # Re-runs are finance's (realm admin): 403 for a reseller, whatever the customer.
     response = await bare_api.http.post(
         "/v1/reruns", json={"customer_id": "c1", "reason": "x"},
         headers={"Authorization": f"Bearer {RESELLER_TOKEN}"})

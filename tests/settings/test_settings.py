@@ -43,7 +43,7 @@ def test_every_spec_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "DUNNING_MAIL_FROM_NAME": "Example Billing",
         "DUNNING_MAIL_REPLY_TO": "help@example.com",
         "DUNNING_WEBHOOK_SECRETS": "stripe=old-secret,adyen=a1,stripe=new-secret",
-        "DUNNING_API_TOKENS": "tok1=alice:admin,tok2=rs:reseller",
+        "DUNNING_API_TOKENS": "tok1=alice:admin,tok2=rs:reseller:r1",
         "DUNNING_API_HOST": "0.0.0.0",
         "DUNNING_API_PORT": "9000",
     }
@@ -60,7 +60,7 @@ def test_every_spec_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [x.get_secret_value() for x in s.webhook_secrets["stripe"]] == ["old-secret", "new-secret"]
     assert [x.get_secret_value() for x in s.webhook_secrets["adyen"]] == ["a1"]
     assert (s.api_tokens["tok1"].actor, s.api_tokens["tok1"].realm) == ("alice", "admin")
-    assert s.api_tokens["tok2"].realm == "reseller"
+    assert (s.api_tokens["tok2"].realm, s.api_tokens["tok2"].scope) == ("reseller", "r1")
     assert (s.api_host, s.api_port) == ("0.0.0.0", 9000)
 
 

@@ -2,7 +2,8 @@
 
 ``EffectActivities`` records what a CustomerWorkflow does with an outcome's effects
 (reopen an invoice, provisioning, mail), registered under the real activity names;
-``StubInvoiceWorkflow`` stands in for a running invoice workflow.
+``StubInvoiceWorkflow`` stands in for a running invoice workflow; ``commands_in_history``
+lists what a workflow run asked the server for (activities, signals), in order.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from temporalio import activity, workflow
+from temporalio.client import WorkflowHandle
 
 from workflows.collection.payloads import (
     APPLY_SERVICE_STATE,
@@ -83,3 +85,18 @@ async def eventually(check, what: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def commands_in_history(handle: WorkflowHandle) -> list[str]:
+    """The activities this run scheduled (their names) and the signals it sent to other
+    workflows (``signal:<workflow id>``), in history order: what it did, not only what
+    a fake happened to have recorded so far."""
+    scheduled = "activity_task_scheduled_event_attributes"
+    signalled = "signal_external_workflow_execution_initiated_event_attributes"
+    done = []
+    for event in (await handle.fetch_history()).events:
+        if event.HasField(scheduled):
+            done.append(getattr(event, scheduled).activity_type.name)
+        elif event.HasField(signalled):
+            done.append(f"signal:{getattr(event, signalled).workflow_execution.workflow_id}")
+    return done

@@ -27,7 +27,6 @@ from workflows.ledger.payloads import (
     ApplyPayment,
     CustomerOperation,
     CustomerWorkflowInput,
-    LedgerActivityResult,
     PaymentOutcome,
     PostPaymentInput,
     ServiceTransition,
@@ -41,7 +40,7 @@ JUNE_OPEN = InvoiceFacts(number="JUNE", remaining=500, collection_status="do_not
 
 @dataclass
 class FakeLedger(EffectActivities):
-    outcome: LedgerActivityResult
+    outcome: PaymentOutcome
     payments: list[ApplyPayment] = field(default_factory=list)
     # Payments whose transaction waits until the test sets the event.
     held: dict[str, asyncio.Event] = field(default_factory=dict)
@@ -51,10 +50,7 @@ class FakeLedger(EffectActivities):
         self.payments.append(payment)
         if payment.payment_id in self.held:
             await self.held[payment.payment_id].wait()
-        o = self.outcome
-        return PaymentOutcome(status=o.status, service_state=o.service_state,
-                              balance=o.balance, changed=o.changed, transition=o.transition,
-                              payment_receipts=o.payment_receipts, class_name=o.class_name)
+        return self.outcome
 
     def all(self) -> list:
         return [self.apply_payment, *self.effects()]
@@ -82,10 +78,10 @@ async def test_payment_that_resumes_service(temporal_env) -> None:
     client = temporal_env.client
     queue = f"logic-{uuid.uuid4().hex[:12]}"
     customer_id = f"c-{uuid.uuid4().hex[:8]}"
-    fake = FakeLedger(LedgerActivityResult(
+    fake = FakeLedger(PaymentOutcome(
         status="accepted", changed=[MAY_PAID, JUNE_OPEN],
         transition=ServiceTransition(state="active", causes=["JUNE"], event_id=7),
-        service_state="active", service_before="suspended", balance=500,
+        service_state="active", balance=500,
         payment_receipts=True, class_name="Residential"))
     async with Worker(client, task_queue=queue,
                       workflows=[CustomerWorkflow, StubInvoiceWorkflow],
@@ -127,10 +123,9 @@ async def test_open_invoice_without_a_workflow_is_reopened(temporal_env) -> None
     client = temporal_env.client
     queue = f"logic-{uuid.uuid4().hex[:12]}"
     customer_id = f"c-{uuid.uuid4().hex[:8]}"
-    fake = FakeLedger(LedgerActivityResult(
+    fake = FakeLedger(PaymentOutcome(
         status="accepted", changed=[JUNE_OPEN], transition=None, service_state="active",
-        service_before="active", balance=500, payment_receipts=False,
-        class_name="Residential"))
+        balance=500, payment_receipts=False, class_name="Residential"))
     async with Worker(client, task_queue=queue, workflows=[CustomerWorkflow],
                       activities=fake.all()):
         await post(client, queue, customer_id, "p2")
@@ -149,10 +144,9 @@ async def test_duplicate_payment_has_no_effects(temporal_env) -> None:
     client = temporal_env.client
     queue = f"logic-{uuid.uuid4().hex[:12]}"
     customer_id = f"c-{uuid.uuid4().hex[:8]}"
-    fake = FakeLedger(LedgerActivityResult(
+    fake = FakeLedger(PaymentOutcome(
         status="duplicate", changed=[], transition=None, service_state="suspended",
-        service_before="suspended", balance=2000, payment_receipts=True,
-        class_name="Residential"))
+        balance=2000, payment_receipts=True, class_name="Residential"))
     async with Worker(client, task_queue=queue, workflows=[CustomerWorkflow],
                       activities=fake.all()):
         result = await post(client, queue, customer_id, "p3")
@@ -170,10 +164,10 @@ async def test_continue_as_new_hands_the_whole_state_to_the_next_run(temporal_en
     client = temporal_env.client
     queue = f"logic-{uuid.uuid4().hex[:12]}"
     customer_id = f"c-{uuid.uuid4().hex[:8]}"
-    fake = FakeLedger(LedgerActivityResult(
+    fake = FakeLedger(PaymentOutcome(
         status="accepted", changed=[], transition=None, service_state="suspended",
-        service_before="suspended", balance=2000, payment_receipts=False,
-        class_name="Residential"), held={"p1": asyncio.Event()})
+        balance=2000, payment_receipts=False, class_name="Residential"),
+        held={"p1": asyncio.Event()})
     async with Worker(client, task_queue=queue, workflows=[CustomerWorkflow],
                       activities=fake.all()):
         # Five events: the first task stays under the limit, the next one is over it.

@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from client.customers import issue_invoice
 from domain import ids
+from domain.notifications import catalog
 from tests.workflows.fakes import EffectActivities, StubInvoiceWorkflow, eventually
 from tests.workflows.test_customer_logic import JUNE_OPEN
 from workflows.collection.payloads import (
@@ -30,10 +31,11 @@ from workflows.ledger.customer import CustomerWorkflow
 from workflows.ledger.payloads import (
     EVALUATE_SERVICE,
     ISSUE_INVOICE,
+    EvaluateService,
     IssuedInvoice,
     IssueInvoice,
-    LedgerActivityInput,
-    LedgerActivityResult,
+    IssueOutcome,
+    ServiceOutcome,
     ServiceTransition,
 )
 
@@ -47,27 +49,26 @@ MAY_OPEN = InvoiceFacts(number="MAY", remaining=5000, collection_status="collect
                         payment_status="unpaid", paid=False)
 
 
-def issued(status: str, changed: list[InvoiceFacts], **extra) -> LedgerActivityResult:
-    return LedgerActivityResult(
+def issued(status: str, changed: list[InvoiceFacts], **extra) -> IssueOutcome:
+    return IssueOutcome(
         status=status, changed=changed, transition=None, service_state="active",
-        service_before="active", balance=5000, class_name="Residential", invoice=APRIL,
-        **extra)
+        balance=5000, class_name="Residential", invoice=APRIL, **extra)
 
 
 @dataclass
 class FakeLedger(EffectActivities):
-    outcome: LedgerActivityResult
-    evaluation: LedgerActivityResult | None = None
-    issues: list[LedgerActivityInput] = field(default_factory=list)
+    outcome: IssueOutcome
+    evaluation: ServiceOutcome | None = None
+    issues: list[IssueInvoice] = field(default_factory=list)
     starts: list[str] = field(default_factory=list)
-    evaluations: list[str] = field(default_factory=list)
+    evaluations: list[EvaluateService] = field(default_factory=list)
     # Attempts of the start that fail before one succeeds (Temporal away, say).
     failing_starts: int = 0
     started: int = 0
 
     @activity.defn(name=ISSUE_INVOICE)
-    async def issue_invoice(self, input: LedgerActivityInput) -> LedgerActivityResult:
-        self.issues.append(input)
+    async def issue_invoice(self, command: IssueInvoice) -> IssueOutcome:
+        self.issues.append(command)
         return self.outcome
 
     @activity.defn(name=START_INVOICE_WORKFLOW)
@@ -82,8 +83,8 @@ class FakeLedger(EffectActivities):
             workflow="started" if self.started == 1 else "already started")
 
     @activity.defn(name=EVALUATE_SERVICE)
-    async def evaluate_service(self, input: LedgerActivityInput) -> LedgerActivityResult:
-        self.evaluations.append(input.reason)
+    async def evaluate_service(self, command: EvaluateService) -> ServiceOutcome:
+        self.evaluations.append(command)
         assert self.evaluation is not None
         return self.evaluation
 
@@ -92,14 +93,14 @@ class FakeLedger(EffectActivities):
                 *self.effects()]
 
 
-def april() -> IssueInvoice:
-    return IssueInvoice(number="APRIL", new_charges=5000, issued_at=APRIL.issued_at,
-                             due_text="2026-05-20", overdue_at=APRIL.overdue_at,
-                             suspend_at=APRIL.suspend_at)
+def april(customer_id: str) -> IssueInvoice:
+    return IssueInvoice(customer_id=customer_id, number="APRIL", new_charges=5000,
+                        issued_at=APRIL.issued_at, due_text="2026-05-20",
+                        overdue_at=APRIL.overdue_at, suspend_at=APRIL.suspend_at)
 
 
-async def issue(client: Client, queue: str, customer_id: str):
-    return await issue_invoice(client, queue, customer_id, april(), delivery=uuid.uuid4().hex)
+async def issue(client: Client, queue: str, customer_id: str) -> IssueOutcome:
+    return await issue_invoice(client, queue, april(customer_id), delivery=uuid.uuid4().hex)
 
 
 async def test_created_invoice_has_its_workflow_started_before_the_answer(temporal_env) -> None:
@@ -117,8 +118,8 @@ async def test_created_invoice_has_its_workflow_started_before_the_answer(tempor
     assert result.invoice == APRIL and result.service_state == "active"
     assert fake.starts == ["APRIL"] * 4  # retried until it succeeded, then once more
     assert again.workflow == "already started"
-    (first, _) = fake.issues
-    assert first.issue == april() and first.customer_id == customer_id
+    # The command reaches the ledger as the caller built it, both times.
+    assert fake.issues == [april(customer_id)] * 2
     assert fake.evaluations == [] and fake.reopened == [] and fake.mails == []
 
 
@@ -147,8 +148,8 @@ async def test_back_dated_invoice_signals_reopens_and_decides_the_service(tempor
     transition = ServiceTransition(state="suspended", causes=["MAY"], event_id=9)
     fake = FakeLedger(
         issued("created", [MAY_OPEN, JUNE_OPEN]),
-        evaluation=LedgerActivityResult(
-            status="evaluated", changed=[], transition=transition, service_state="suspended",
+        evaluation=ServiceOutcome(
+            changed=[], transition=transition, service_state="suspended",
             service_before="active", balance=5000, class_name="Residential"))
     async with Worker(client, task_queue=queue,
                       workflows=[CustomerWorkflow, StubInvoiceWorkflow],
@@ -168,10 +169,16 @@ async def test_back_dated_invoice_signals_reopens_and_decides_the_service(tempor
 
     assert (result.status, result.workflow, result.service_state) == (
         "created", "started", "suspended")
-    assert fake.evaluations == ["back-dated invoice APRIL issued"]
+    assert result.transition == transition
+    (evaluation,) = fake.evaluations
+    assert evaluation == EvaluateService(
+        customer_id=customer_id, reason="back-dated invoice APRIL issued", now=evaluation.now)
+    assert evaluation.now is not None and evaluation.now.tzinfo is not None
     assert [s.facts for s in signals] == [JUNE_OPEN]
     assert signals[0].service_state == "suspended"
     assert fake.reopened == ["MAY"]
     assert [(t.state, t.causes, t.event_id) for t in fake.transitions] == [
         ("suspended", ["MAY"], 9)]
-    assert [m.kind for m in fake.mails] == ["service_suspended"]
+    assert [(m.kind, m.key) for m in fake.mails] == [
+        ("service_suspended",
+         catalog.service_notification_key(customer_id, 9, "service_suspended"))]
