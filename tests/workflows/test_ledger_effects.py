@@ -315,11 +315,6 @@ async def test_dry_run_answers_the_changes_and_sets_nothing_in_motion(temporal_e
         ("service_suspended", service_mail_key(customer_id, SUSPENDED))]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: CustomerWorkflow.reevaluate publishes a dry run's outcome "
-    "(workflows/ledger/customer.py, reevaluate -> _transact -> _ledger -> _publish): "
-    "entity.service_state, the ServiceState search attribute and the class are set to "
-    "what the service *would* be, though a dry run changes nothing"))
 async def test_dry_run_leaves_the_published_service_state_alone(temporal_env) -> None:
     client = temporal_env.client
     queue, customer_id = fresh()
@@ -392,11 +387,6 @@ async def test_evaluate_service_signal_provisions_and_mails(temporal_env,
     assert state.service_state == transition.state
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: the evaluate_service signal handler (workflows/ledger/customer.py, "
-    "CustomerWorkflow.evaluate_service) queues the command without self._mine(...): "
-    "another customer's EvaluateService runs that customer's transaction from this "
-    "workflow, whose effects then provision and mail *this* customer"))
 async def test_evaluate_service_signal_for_another_customer_is_ignored(temporal_env) -> None:
     client = temporal_env.client
     queue, customer_id = fresh()

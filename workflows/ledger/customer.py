@@ -80,6 +80,9 @@ OutcomeT = TypeVar("OutcomeT", bound="LedgerOutcome")
 LedgerOutcome = (PaymentOutcome | IssueOutcome | ReversalOutcome | AssignmentOutcome
                  | ReevaluationOutcome | ServiceOutcome)
 
+# Patch ids: a change of commands that running histories must still replay past.
+DRY_RUN_KEEPS_PUBLISHED_STATE = "dry-run-keeps-published-state"
+
 
 @workflow.defn
 class CustomerWorkflow:
@@ -167,8 +170,12 @@ class CustomerWorkflow:
 
     @workflow.update
     async def reevaluate(self, command: Reevaluate) -> ReevaluationOutcome:
+        # A dry run changes nothing, so it must not publish its would-be service state.
+        # Histories recorded before this rule published it; the patch keeps them replaying.
+        publish = not (command.dry_run and workflow.patched(DRY_RUN_KEEPS_PUBLISHED_STATE))
         outcome = await self._transact(REEVALUATE_CUSTOMER, command.reason,
-                                       command.at(workflow.now()), ReevaluationOutcome)
+                                       command.at(workflow.now()), ReevaluationOutcome,
+                                       publish=publish)
         if not command.dry_run:
             self._follow(outcome)
         return outcome
@@ -190,6 +197,11 @@ class CustomerWorkflow:
 
     @workflow.signal
     def evaluate_service(self, command: EvaluateService) -> None:
+        try:
+            self._mine(command.customer_id)
+        except ValueError as err:
+            workflow.logger.warning(f"ignoring service evaluation signal: {err}")
+            return
         self.entity.queue.append(CustomerOperation(kind="evaluate_service", evaluate=command))
 
     @workflow.query
@@ -280,16 +292,18 @@ class CustomerWorkflow:
         self._follow(outcome, receipt_key=receipt, processor=processor, payment_id=payment_id)
 
     async def _transact(self, activity: str, reason: str, command: Any,
-                        outcome_type: type[OutcomeT]) -> OutcomeT:
+                        outcome_type: type[OutcomeT], *, publish: bool = True) -> OutcomeT:
         """One ledger transaction at a time for this customer (the lock)."""
         async with self.lock:
-            return await self._ledger(activity, reason, command, outcome_type)
+            return await self._ledger(activity, reason, command, outcome_type,
+                                      publish=publish)
 
     async def _ledger(self, activity: str, reason: str, command: Any,
-                      outcome_type: type[OutcomeT]) -> OutcomeT:
+                      outcome_type: type[OutcomeT], *, publish: bool = True) -> OutcomeT:
         self.entity.last_operation = f"{activity}: {reason}"
         outcome = await self._activity(activity, command, outcome_type)
-        self._publish(outcome)
+        if publish:
+            self._publish(outcome)
         return outcome
 
     async def _activity(self, activity: str, arg: Any, result_type: type[T]) -> T:
