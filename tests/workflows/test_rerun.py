@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from db.customers import NewCustomer
+from domain.ids import customer_workflow_id
 from operations.classes import ClassChange, set_class
 from operations.customers import add
 from operations.invoices import IssueRequest, issue_invoice
@@ -56,3 +57,6 @@ async def test_threshold_change_then_rerun_resumes_the_right_customers(stack: St
         " 'customer.rerun') ORDER BY id")
     assert ("rerun.start", None) in audit and ("customer.rerun", "m-small") in audit
     await record_history(stack.client, real["workflow_id"], "rerun_class")
+    # A dry run then a real re-run in one customer history (the dry-run-keeps-published-state
+    # patch).
+    await record_history(stack.client, customer_workflow_id("m-small"), "customer_dry_run")
