@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from domain import ids
 from domain.collection.schedule import Policy, plan_steps
 from domain.notifications import catalog
+from tests.support.histories import record_history
 from workflows.collection.invoice import InvoiceWorkflow
 from workflows.collection.payloads import (
     CHECK_INVOICE,
@@ -194,3 +195,82 @@ async def test_paid_before_the_due_date_ends_without_balance_mail(temporal_env) 
     assert result.outcome == "paid"
     assert fake.kinds() == ["invoice_issued"]
     assert fake.suspension_reached == []
+
+
+async def test_a_check_overtaken_by_a_payment_does_not_undo_it(temporal_env) -> None:
+    """A step's check that read the ledger before a payment committed, but returned after
+    the payment's re-evaluation arrived, must not put the invoice back to unpaid. Every
+    workflow task replays from the history (no cache), as after a worker restart."""
+    client = temporal_env.client
+    fake = FakeActivities(COLLECT)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    @activity.defn(name=CHECK_INVOICE)
+    async def check_read_before_the_payment(input: CheckInvoiceInput) -> InvoiceFacts:
+        entered.set()
+        await release.wait()
+        return COLLECT
+
+    entered_late = datetime.now(UTC).replace(microsecond=0) - timedelta(days=4)
+    queue = fresh_queue()
+    async with Worker(client, task_queue=queue, workflows=[InvoiceWorkflow],
+                      activities=[check_read_before_the_payment, fake.reach_suspension,
+                                  fake.send_notification], max_cached_workflows=0):
+        handle = await start(client, queue, workflow_input("c-overtaken", entered_late,
+                                                           COLLECT))
+        await asyncio.wait_for(entered.wait(), 10)
+        await handle.signal(InvoiceWorkflow.reevaluated, InvoiceReevaluatedSignal(PAID))
+        await asyncio.sleep(0.5)
+        release.set()
+        result = await asyncio.wait_for(handle.result(), 20)
+        await record_history(client, handle.id, "invoice_check_overtaken")
+
+    assert result.outcome == "paid"
+    assert result.steps["overdue"] == "skipped: paid"
+    assert fake.kinds() == ["invoice_issued"]
+
+
+async def test_checks_retried_through_an_outage_replay_with_signals_between(
+        temporal_env) -> None:
+    """The database is down while a step is checked and re-evaluations keep arriving (the
+    shape of tests/faults' Postgres outage); with no workflow cache every task replays."""
+    client = temporal_env.client
+    fake = FakeActivities(COLLECT)
+    down = True
+
+    @activity.defn(name=CHECK_INVOICE)
+    async def check_while_down(input: CheckInvoiceInput) -> InvoiceFacts:
+        if down:
+            raise RuntimeError("database unavailable")
+        return fake.facts
+
+    entered_late = datetime.now(UTC).replace(microsecond=0) - timedelta(days=4)
+    queue = fresh_queue()
+    async with Worker(client, task_queue=queue, workflows=[InvoiceWorkflow],
+                      activities=[check_while_down, fake.reach_suspension,
+                                  fake.send_notification], max_cached_workflows=0):
+        handle = await start(client, queue, workflow_input("c-outage", entered_late,
+                                                           COLLECT))
+        for _ in range(4):
+            await asyncio.sleep(0.4)
+            await handle.signal(InvoiceWorkflow.reevaluated,
+                                InvoiceReevaluatedSignal(COLLECT, "suspended"))
+        down = False
+        await until_steps(handle, 4)
+        fake.facts = PAID
+        await handle.signal(InvoiceWorkflow.reevaluated, InvoiceReevaluatedSignal(PAID))
+        result = await asyncio.wait_for(handle.result(), 20)
+
+    assert result.outcome == "paid"
+    assert result.steps["overdue"] == "sent"
+    assert fake.kinds() == ["invoice_issued", "overdue"]
+    assert len(fake.suspension_reached) == 1
+
+
+async def until_steps(handle: WorkflowHandle, n: int) -> None:
+    for _ in range(400):
+        status = await handle.query(InvoiceWorkflow.status)
+        if len(status.steps) == n:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"workflow did not decide {n} steps: {status}")

@@ -32,6 +32,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notifications.notify import deliver
     from workflows.notifications.payloads import SendNotificationInput
 
+# Versioning marker: the step check became a regular activity (histories recorded before
+# replay the local activity). A local activity retrying through a database outage spans
+# workflow tasks, and a signal arriving meanwhile was ordered differently on replay than
+# when it ran; an activity's completion is an event, so the order is the history's.
+CHECK_AS_ACTIVITY = "check-invoice-as-activity"
+
 
 @workflow.defn
 class InvoiceWorkflow:
@@ -48,12 +54,14 @@ class InvoiceWorkflow:
         self.reason = "just issued"
         self.mails: list[asyncio.Task[None]] = []
         self.service_state: str | None = None
+        self.signals = 0  # re-evaluations received, to tell a check overtaken by one
 
     # --- handlers ----------------------------------------------------------------------
 
     @workflow.signal
     def reevaluated(self, signal: InvoiceReevaluatedSignal) -> None:
         self.facts = signal.facts
+        self.signals += 1
         if signal.service_state:
             self.service_state = signal.service_state
         self.changed = True
@@ -145,13 +153,24 @@ class InvoiceWorkflow:
     # --- helpers -----------------------------------------------------------------------
 
     async def _check(self) -> InvoiceFacts:
-        self.facts = await workflow.execute_local_activity(
-            CHECK_INVOICE,
-            CheckInvoiceInput(self.input.customer_id, self.input.invoice_number),
-            result_type=InvoiceFacts,
+        check = CheckInvoiceInput(self.input.customer_id, self.input.invoice_number)
+        if not workflow.patched(CHECK_AS_ACTIVITY):
+            self.facts = await workflow.execute_local_activity(
+                CHECK_INVOICE, check, result_type=InvoiceFacts,
+                start_to_close_timeout=policies.LEDGER_TIMEOUT,
+                retry_policy=policies.LEDGER_RETRY,
+            )
+            return self.facts
+        seen = self.signals
+        facts = await workflow.execute_activity(
+            CHECK_INVOICE, check, result_type=InvoiceFacts,
             start_to_close_timeout=policies.LEDGER_TIMEOUT,
             retry_policy=policies.LEDGER_RETRY,
         )
+        # A re-evaluation that arrived while the check ran was sent after a commit the
+        # check may have read before; it wins, and any later commit sends another one.
+        if self.signals == seen:
+            self.facts = facts
         return self.facts
 
     async def _reach_suspension(self) -> None:
