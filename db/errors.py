@@ -31,17 +31,6 @@ class UnknownPayment(DbError):
         self.payment_id = payment_id
 
 
-class CurrencyMismatch(DbError):
-    """SPEC 2.1: a payment in another currency than the customer's class is refused."""
-
-    def __init__(self, given: str, expected: str, class_name: str) -> None:
-        super().__init__(
-            f"currency {given} does not match currency {expected} of class '{class_name}'"
-        )
-        self.given = given
-        self.expected = expected
-
-
 class ClassCurrencyLocked(DbError):
     def __init__(self, name: str, old: str, new: str) -> None:
         super().__init__(

@@ -107,14 +107,11 @@ async def post_payment(ctx: Context, request: PaymentInput, audit: AuditInfo | N
     # the rest duplicate). The ledger transaction decides instead, by payment id and body.
     delivery = uuid4().hex
     async with _one_delivery_at_a_time(command.processor, command.payment_id):
-        # Deliveries sent at once to this process wait for the first one's answer, then
-        # find its payment committed: a storm costs one workflow update, not one each (a
-        # workflow admits only ~10 in flight). Other processes' deliveries still reach the
-        # workflow, whose ledger transaction answers them the same way. A payment sent
-        # again later is answered here too, without Temporal: the ledger's own duplicate
-        # rule (the transaction decides with it again).
-        if await _known(ctx, command) is not None:
-            return _duplicate(command)
+        # Deliveries sent at once to this process go one after the other: a workflow
+        # admits only ~10 updates in flight, and a storm of one payment must not use them
+        # all. Whether it is a duplicate is decided once, by the ledger transaction under
+        # the payment's lock (db/ledger/transactions.known_payment), for every delivery of
+        # every process alike.
         client = client or await ctx.client()
         try:
             outcome = await customers.post_payment(client, ctx.settings.task_queue, command,
@@ -122,19 +119,6 @@ async def post_payment(ctx: Context, request: PaymentInput, audit: AuditInfo | N
         except UpdateRefused as err:
             raise OperationError(str(err)) from None
     return answer(command, outcome)
-
-
-async def _known(ctx: Context, command: ApplyPayment) -> str | None:
-    """"duplicate", None (new) or raises Conflict: ledger.known_payment's answer."""
-    status, _ = await ledger.known_payment(ctx.conn, command)
-    if status == "conflict":
-        raise _conflict(command)
-    return status
-
-
-def _duplicate(command: ApplyPayment) -> dict[str, Any]:
-    return {"status": "duplicate", "processor": command.processor,
-            "payment_id": command.payment_id, "customer_id": command.customer_id}
 
 
 # (processor, payment_id) -> its lock and how many callers hold or wait for it.

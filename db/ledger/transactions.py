@@ -15,7 +15,6 @@ Results are frozen dataclasses that round-trip through JSON (db/codec.py).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -46,15 +45,31 @@ from db.rows import (
     PaymentRow,
     columns,
 )
-from domain.ledger.commands import EvaluateService, IssueInvoice, Reevaluate, ReversePayment
-from domain.ledger.effects import InvoiceFacts
-from domain.ledger.payments import Actor, ApplyPayment, PaymentSource
+from domain.ledger.commands import (
+    EvaluateService,
+    InvoiceChange,
+    IssuedInvoice,
+    IssueInvoice,
+    IssueOutcome,
+    Reevaluate,
+    ReevaluationOutcome,
+    ReversalOutcome,
+    ReversePayment,
+    ServiceOutcome,
+)
+from domain.ledger.effects import ServiceTransition
+from domain.ledger.payments import (
+    Actor,
+    ApplyPayment,
+    PaymentAllocation,
+    PaymentOutcome,
+    PaymentSource,
+)
 
 __all__ = [
-    "ApplyPaymentResult", "EvaluateServiceResult", "IssueInvoiceResult", "PaymentAllocation",
-    "ReevaluateResult", "ReversePaymentResult", "ServiceEvent", "apply_payment", "audit_of",
-    "body_hash", "evaluate_service", "fingerprint", "issue_invoice", "known_payment",
-    "payment_hash", "reevaluate", "reverse_payment",
+    "ServiceEvent", "apply_payment", "audit_of", "body_hash", "evaluate_service",
+    "fingerprint", "issue_invoice", "issued", "known_payment", "payment_hash", "reevaluate",
+    "reverse_payment", "transition_of",
 ]
 
 
@@ -97,29 +112,14 @@ def audit_of(actor: Actor | None) -> AuditInfo | None:
 
 
 # --------------------------------------------------------------------------- issue_invoice
-@dataclass(frozen=True)
-class IssueInvoiceResult:
-    """``created``; ``exists`` (same data, nothing changed); ``conflict`` (other data,
-    nothing written; ``invoice`` is the stored one and ``conflict_fields`` names what differs)."""
-
-    status: Literal["created", "exists", "conflict"]
-    invoice: InvoiceRow
-    conflict_fields: tuple[str, ...]
-    changes: tuple[InvoiceFacts, ...]  # other invoices re-evaluated (back-dated issue)
-    customer_id: str
-    class_name: str
-    currency: str
-    balance: int
-    credit: int
-    service_state: str
-
-
 _INVOICE_INPUTS = ("new_charges", "issued_at", "due_text", "overdue_at", "suspend_at")
 
 
 async def issue_invoice(conn: AsyncConnection, cmd: IssueInvoice, *,
-                        token: str | None = None) -> IssueInvoiceResult:
-    """Store a new invoice with amount due, remaining and statuses from the fold.
+                        token: str | None = None) -> IssueOutcome:
+    """Store a new invoice with amount due, remaining and statuses from the fold:
+    ``created``; ``exists`` (same data, nothing changed); ``conflict`` (other data,
+    nothing written; ``invoice`` is the stored one, ``conflict_fields`` what differs).
 
     Makes no service decision (no ``now``): the invoice's suspension step calls
     ``evaluate_service``. Raises UnknownCustomer, InvalidValue.
@@ -130,28 +130,26 @@ async def issue_invoice(conn: AsyncConnection, cmd: IssueInvoice, *,
     async with conn.transaction():
         customer = await lock_customer(conn, cmd.customer_id)
         if (done := await stored_result(conn, token, "issue_invoice",
-                                        IssueInvoiceResult)) is not None:
+                                        IssueOutcome)) is not None:
             return done
         klass = await customer_class(conn, customer)
         existing = await get_invoice(conn, cmd.customer_id, cmd.number)
         if existing is not None:
             differs = tuple(name for name in _INVOICE_INPUTS
                             if getattr(existing, name) != getattr(cmd, name))
-            result = IssueInvoiceResult(
-                status="conflict" if differs else "exists", invoice=existing,
-                conflict_fields=differs, changes=(), customer_id=customer.id,
-                class_name=klass.name, currency=klass.currency, balance=customer.balance,
-                credit=customer.credit, service_state=customer.service_state)
+            result = IssueOutcome(
+                status="conflict" if differs else "exists", invoice=issued(existing),
+                conflict_fields=list(differs), class_name=klass.name,
+                balance=customer.balance, service_state=customer.service_state)
         else:
             pending = PendingInvoice(cmd.number, cmd.issued_at, cmd.due_text, cmd.overdue_at,
                                      cmd.suspend_at, cmd.new_charges)
             outcome = await refold(conn, customer, klass, now=None, reason="invoice issued",
                                    pending=pending)
             invoice = next(i for i in outcome.invoices if i.number == cmd.number)
-            result = IssueInvoiceResult(
-                status="created", invoice=invoice, conflict_fields=(), changes=outcome.changes,
-                customer_id=customer.id, class_name=klass.name, currency=klass.currency,
-                balance=outcome.customer.balance, credit=outcome.customer.credit,
+            result = IssueOutcome(
+                status="created", invoice=issued(invoice), changed=list(outcome.changes),
+                class_name=klass.name, balance=outcome.customer.balance,
                 service_state=outcome.customer.service_state)
             if (audit := audit_of(cmd.actor)) is not None:
                 await record_audit(conn, AuditEntry.of(
@@ -162,40 +160,16 @@ async def issue_invoice(conn: AsyncConnection, cmd: IssueInvoice, *,
 
 
 # --------------------------------------------------------------------------- apply_payment
-@dataclass(frozen=True)
-class PaymentAllocation:
-    invoice_number: str
-    amount: int
-
-
-@dataclass(frozen=True)
-class ApplyPaymentResult:
-    """``accepted``; ``duplicate`` (same id and body: nothing changed); ``conflict`` (same id,
-    other body: nothing written). ``payment`` is None when the id is held by an unmatched
-    payment (finance assigns it, see db/ledger/unmatched.py)."""
-
-    status: Literal["accepted", "duplicate", "conflict"]
-    payment: PaymentRow | None
-    allocations: tuple[PaymentAllocation, ...]  # where this payment went (accepted only)
-    changes: tuple[InvoiceFacts, ...]
-    service: ServiceEvent | None
-    customer_id: str
-    currency: str
-    balance: int
-    credit: int
-    service_state: str
-    class_name: str = ""
-    payment_receipts: bool = True     # the class sends payment_received mails
-
-
 async def apply_payment(conn: AsyncConnection, cmd: ApplyPayment, *,
-                        token: str | None = None) -> ApplyPaymentResult:
+                        token: str | None = None) -> PaymentOutcome:
     """Record a payment and re-evaluate the customer at ``cmd.applied_at`` (the service
     change time, stamped by ``ApplyPayment.at``); ``token``: the call's identity
     (db/ledger/tokens.py). The command was validated when it was built
     (domain/ledger/payments.py); here the payment is fingerprinted and decided
-    duplicate/conflict, once. Raises UnknownCustomer (the caller then records it as
-    unmatched), InvalidValue; the schema refuses another currency than the class's
+    ``accepted``, ``duplicate`` (same id and fingerprint: nothing changed) or
+    ``conflict`` (same id, other money facts: nothing written), once, under the
+    payment's lock. Raises UnknownCustomer (the caller then records it as unmatched),
+    InvalidValue; the schema refuses another currency than the class's
     (payments_currency_matches_class). Nothing is written then."""
     now = cmd.applied_at
     if now is None:
@@ -205,17 +179,17 @@ async def apply_payment(conn: AsyncConnection, cmd: ApplyPayment, *,
     async with conn.transaction():
         customer = await lock_customer(conn, cmd.customer_id)
         if (done := await stored_result(conn, token, "apply_payment",
-                                        ApplyPaymentResult)) is not None:
+                                        PaymentOutcome)) is not None:
             return done
         klass = await customer_class(conn, customer)
         await lock_payment_key(conn, cmd.processor, cmd.payment_id)
-        status, existing = await known_payment(conn, cmd)
+        status = await known_payment(conn, cmd.processor, cmd.payment_id, fingerprint(cmd))
         if status is not None:
-            result = ApplyPaymentResult(
-                status=status, payment=existing, allocations=(), changes=(), service=None,
-                customer_id=customer.id, currency=klass.currency, balance=customer.balance,
-                credit=customer.credit, service_state=customer.service_state,
-                class_name=klass.name, payment_receipts=klass.payment_receipts)
+            result = PaymentOutcome(
+                status=status, service_state=customer.service_state,
+                service_before=customer.service_state, balance=customer.balance,
+                credit=customer.credit, class_name=klass.name,
+                payment_receipts=klass.payment_receipts)
         else:
             result = await insert_payment_and_refold(
                 conn, customer, klass, cmd.processor, cmd.payment_id, cmd.amount,
@@ -230,7 +204,7 @@ async def insert_payment_and_refold(conn: AsyncConnection, customer: CustomerRow
                                     received_at: datetime, hash_: str, source: PaymentSource,
                                     now: datetime, audit: AuditInfo | None,
                                     reason: str | None = None, *, currency: str | None = None
-                                    ) -> ApplyPaymentResult:
+                                    ) -> PaymentOutcome:
     """Shared by apply_payment and assign_unmatched: caller holds the customer lock.
     ``currency``: the payment's (the schema holds it to the class's); None: the class's."""
     query = sql.SQL(
@@ -249,35 +223,21 @@ async def insert_payment_and_refold(conn: AsyncConnection, customer: CustomerRow
         await record_audit(conn, AuditEntry.of(
             audit, "payment.post", payment_target(processor, payment_id),
             on_behalf_of=customer.id, after=payment))
-    return ApplyPaymentResult(
-        status="accepted", payment=payment, allocations=_allocations_of(outcome, payment.id),
-        changes=outcome.changes, service=outcome.service, customer_id=customer.id,
-        currency=klass.currency, balance=outcome.customer.balance,
-        credit=outcome.customer.credit, service_state=outcome.customer.service_state,
-        class_name=klass.name, payment_receipts=klass.payment_receipts)
+    return PaymentOutcome(
+        status="accepted", service_state=outcome.customer.service_state,
+        service_before=customer.service_state, balance=outcome.customer.balance,
+        credit=outcome.customer.credit, changed=list(outcome.changes),
+        transition=transition_of(outcome.service), class_name=klass.name,
+        payment_receipts=klass.payment_receipts,
+        allocations=_allocations_of(outcome, payment.id))
 
 
 # ------------------------------------------------------------------------- reverse_payment
-@dataclass(frozen=True)
-class ReversePaymentResult:
-    """``reversed``; ``already_reversed`` (nothing changed)."""
-
-    status: Literal["reversed", "already_reversed"]
-    payment: PaymentRow
-    changes: tuple[InvoiceFacts, ...]
-    service: ServiceEvent | None
-    customer_id: str
-    currency: str
-    balance: int
-    credit: int
-    service_state: str
-    class_name: str = ""
-
-
 async def reverse_payment(conn: AsyncConnection, cmd: ReversePayment, *,
-                          token: str | None = None) -> ReversePaymentResult:
-    """Reverse a payment of ``cmd.customer_id``: the fold runs again without it (SPEC 2.2).
-    Raises UnknownPayment, InvalidValue (the payment is another customer's)."""
+                          token: str | None = None) -> ReversalOutcome:
+    """Reverse a payment of ``cmd.customer_id``: the fold runs again without it (SPEC 2.2):
+    ``reversed``, or ``already_reversed`` (nothing changed). Raises UnknownPayment,
+    InvalidValue (the payment is another customer's)."""
     now = _stamped(cmd.now)
     async with conn.transaction():
         found = await get_payment(conn, cmd.processor, cmd.payment_id)
@@ -291,16 +251,15 @@ async def reverse_payment(conn: AsyncConnection, cmd: ReversePayment, *,
                                "customer")
         customer = await lock_customer(conn, found.customer_id)
         if (done := await stored_result(conn, token, "reverse_payment",
-                                        ReversePaymentResult)) is not None:
+                                        ReversalOutcome)) is not None:
             return done
         klass = await customer_class(conn, customer)
         before = await get_payment(conn, cmd.processor, cmd.payment_id)  # re-read under lock
         assert before is not None
         if before.status == "reversed":
-            result = ReversePaymentResult(
-                status="already_reversed", payment=before, changes=(), service=None,
-                customer_id=customer.id, currency=klass.currency, balance=customer.balance,
-                credit=customer.credit, service_state=customer.service_state,
+            result = ReversalOutcome(
+                status="already_reversed", service_state=customer.service_state,
+                service_before=customer.service_state, balance=customer.balance,
                 class_name=klass.name)
         else:
             query = sql.SQL(
@@ -319,46 +278,36 @@ async def reverse_payment(conn: AsyncConnection, cmd: ReversePayment, *,
                     _with_reason(audit, cmd.reason), "payment.reverse",
                     payment_target(cmd.processor, cmd.payment_id), on_behalf_of=customer.id,
                     before=before, after=after))
-            result = ReversePaymentResult(
-                status="reversed", payment=after, changes=outcome.changes,
-                service=outcome.service, customer_id=customer.id, currency=klass.currency,
-                balance=outcome.customer.balance, credit=outcome.customer.credit,
-                service_state=outcome.customer.service_state, class_name=klass.name)
+            result = ReversalOutcome(
+                status="reversed", service_state=outcome.customer.service_state,
+                service_before=customer.service_state, balance=outcome.customer.balance,
+                changed=list(outcome.changes), transition=transition_of(outcome.service),
+                class_name=klass.name)
         await store_result(conn, token, "reverse_payment", customer.id, result)
         return result
 
 
 # ------------------------------------------------------------------------------ reevaluate
-@dataclass(frozen=True)
-class ReevaluateResult:
-    customer_id: str
-    dry_run: bool
-    threshold: int                    # the class threshold used
-    changes: tuple[InvoiceFacts, ...]
-    service: ServiceEvent | None  # event_id None in a dry run
-    currency: str
-    balance: int
-    credit: int
-    service_state: str                # after (what it would be, in a dry run)
-    class_name: str = ""
-
-
 async def reevaluate(conn: AsyncConnection, cmd: Reevaluate, *,
-                     token: str | None = None) -> ReevaluateResult:
+                     token: str | None = None) -> ReevaluationOutcome:
     """Re-run the fold, statuses and service decision with the class's current settings.
 
-    A dry run computes the same result and rolls everything back (token not stored).
+    A dry run computes the same result and rolls everything back (token not stored; no
+    transition, as the service_events row is rolled back with the rest).
     """
     now = _stamped(cmd.now)
-    result: ReevaluateResult | None = None
+    result: ReevaluationOutcome | None = None
     async with conn.transaction() as tx:
         customer = await lock_customer(conn, cmd.customer_id)
         if not cmd.dry_run and (done := await stored_result(
-                conn, token, "reevaluate", ReevaluateResult)) is not None:
+                conn, token, "reevaluate", ReevaluationOutcome)) is not None:
             return done
         klass = await customer_class(conn, customer)
+        # Read under the customer's lock, so "before" is what this re-run changed.
+        before = {i.number: i.collection_status
+                  for i in await list_invoices(conn, customer.id)}
         outcome = await refold(conn, customer, klass, now=now, reason=cmd.reason)
-        result = _reevaluate_result(cmd, klass, outcome)
+        result = _reevaluation(cmd, customer, klass, outcome, before)
         if cmd.dry_run:
             raise Rollback(tx)
         if (audit := audit_of(cmd.actor)) is not None:
@@ -366,53 +315,45 @@ async def reevaluate(conn: AsyncConnection, cmd: Reevaluate, *,
                 audit, "customer.rerun", customer_target(customer.id),
                 on_behalf_of=customer.id,
                 before={"service_state": customer.service_state},
-                after={"changes": result.changes, "service": result.service,
+                after={"changes": outcome.changes, "service": outcome.service,
                        "threshold": klass.threshold}))
         await store_result(conn, token, "reevaluate", customer.id, result)
     assert result is not None
     return result
 
 
-def _reevaluate_result(cmd: Reevaluate, klass: ClassRow,
-                       outcome: FoldOutcome) -> ReevaluateResult:
-    service = outcome.service
-    if cmd.dry_run and service is not None:
-        # The service_events row is rolled back with the rest; do not hand out its id.
-        service = ServiceEvent(**{f.name: getattr(service, f.name)
-                                       for f in fields(service) if f.name != "event_id"},
-                                    event_id=None)
-    return ReevaluateResult(
-        customer_id=cmd.customer_id, dry_run=cmd.dry_run, threshold=klass.threshold,
-        changes=outcome.changes, service=service, currency=klass.currency,
-        balance=outcome.customer.balance, credit=outcome.customer.credit,
-        service_state=outcome.customer.service_state, class_name=klass.name)
+def _reevaluation(cmd: Reevaluate, customer: CustomerRow, klass: ClassRow,
+                  outcome: FoldOutcome, before: dict[str, str]) -> ReevaluationOutcome:
+    return ReevaluationOutcome(
+        customer_id=cmd.customer_id, dry_run=cmd.dry_run,
+        changes=[InvoiceChange(number=c.number, before_status=before.get(c.number),
+                               after_status=c.collection_status, remaining=c.remaining)
+                 for c in outcome.changes],
+        service_before=customer.service_state,
+        service_after=outcome.customer.service_state, balance=outcome.customer.balance,
+        changed=list(outcome.changes),
+        # A dry run's service_events row is rolled back with the rest: no transition.
+        transition=None if cmd.dry_run else transition_of(outcome.service),
+        class_name=klass.name)
 
 
 # ------------------------------------------------------------------------ evaluate_service
-@dataclass(frozen=True)
-class EvaluateServiceResult:
-    customer_id: str
-    service_state: str                # after
-    causes: tuple[str, ...]           # invoices that keep it suspended
-    service: ServiceEvent | None
-    balance: int = 0
-
-
 async def evaluate_service(conn: AsyncConnection, cmd: EvaluateService, *,
-                           token: str | None = None) -> EvaluateServiceResult:
+                           token: str | None = None) -> ServiceOutcome:
     """Only the service decision, over the stored invoice statuses and the suspension
     times their workflows recorded; a change is recorded as happening at ``now``."""
     now = _stamped(cmd.now)
     async with conn.transaction():
         customer = await lock_customer(conn, cmd.customer_id)
         if (done := await stored_result(conn, token, "evaluate_service",
-                                        EvaluateServiceResult)) is not None:
+                                        ServiceOutcome)) is not None:
             return done
         invoices = tuple(await list_invoices(conn, customer.id))
-        after, service, causes = await decide_and_record_service(
+        after, service, _ = await decide_and_record_service(
             conn, customer, invoices, now, cmd.reason)
-        result = EvaluateServiceResult(customer.id, after.service_state, causes, service,
-                                       balance=after.balance)
+        result = ServiceOutcome(service_state=after.service_state,
+                                service_before=customer.service_state,
+                                balance=after.balance, transition=transition_of(service))
         await store_result(conn, token, "evaluate_service", customer.id, result)
         return result
 
@@ -424,25 +365,22 @@ async def lock_payment_key(conn: AsyncConnection, processor: str, payment_id: st
                        (f"payment:{processor}\x1f{payment_id}",))
 
 
-async def known_payment(
-    conn: AsyncConnection, cmd: ApplyPayment
-) -> tuple[Literal["duplicate", "conflict"] | None, PaymentRow | None]:
+async def known_payment(conn: AsyncConnection, processor: str, payment_id: str,
+                        hash_: str) -> Literal["duplicate", "conflict"] | None:
     """The one duplicate rule: the same id seen before (as a payment or an unmatched
-    payment) is a duplicate with the same fingerprint, else a conflict. apply_payment
-    decides with it under the payment's lock; the edge may ask it first (no lock) to
-    answer a payment sent again later without reaching Temporal."""
-    processor, payment_id, hash_ = cmd.processor, cmd.payment_id, fingerprint(cmd)
-    existing = await get_payment(conn, processor, payment_id)
-    if existing is not None:
-        return ("duplicate" if existing.body_hash == hash_ else "conflict"), existing
+    payment) is a duplicate with the same fingerprint, else a conflict; None: new. Asked
+    only under the payment's lock (``lock_payment_key``), by apply_payment and
+    record_unmatched."""
     cur = await conn.execute(
-        "SELECT body_hash FROM unmatched_payments WHERE processor = %s AND payment_id = %s",
-        (processor, payment_id),
+        "SELECT body_hash FROM payments WHERE processor = %s AND payment_id = %s"
+        " UNION ALL SELECT body_hash FROM unmatched_payments"
+        " WHERE processor = %s AND payment_id = %s LIMIT 1",
+        (processor, payment_id, processor, payment_id),
     )
     row = await cur.fetchone()
-    if row is not None:
-        return ("duplicate" if row[0] == hash_ else "conflict"), None
-    return None, None
+    if row is None:
+        return None
+    return "duplicate" if row[0] == hash_ else "conflict"
 
 
 async def _is_unmatched(conn: AsyncConnection, processor: str, payment_id: str) -> bool:
@@ -454,9 +392,28 @@ async def _is_unmatched(conn: AsyncConnection, processor: str, payment_id: str) 
     return await cur.fetchone() is not None
 
 
-def _allocations_of(outcome: FoldOutcome, payment_row_id: int) -> tuple[PaymentAllocation, ...]:
-    return tuple(PaymentAllocation(number, amount)
-                 for pid, number, amount in outcome.allocations if pid == payment_row_id)
+def _allocations_of(outcome: FoldOutcome, payment_row_id: int) -> list[PaymentAllocation]:
+    return [PaymentAllocation(number, amount)
+            for pid, number, amount in outcome.allocations if pid == payment_row_id]
+
+
+def issued(invoice: InvoiceRow) -> IssuedInvoice:
+    """An invoice row as it crosses Temporal."""
+    return IssuedInvoice(
+        customer_id=invoice.customer_id, number=invoice.number,
+        new_charges=invoice.new_charges, previous_balance=invoice.previous_balance,
+        amount_due=invoice.amount_due, remaining=invoice.remaining,
+        collection_status=invoice.collection_status, payment_status=invoice.payment_status,
+        issued_at=invoice.issued_at, overdue_at=invoice.overdue_at,
+        suspend_at=invoice.suspend_at)
+
+
+def transition_of(event: ServiceEvent | None) -> ServiceTransition | None:
+    """The recorded service change as it crosses Temporal (None in a dry run)."""
+    if event is None or event.event_id is None:
+        return None
+    return ServiceTransition(state=event.state, causes=list(event.causes),
+                             event_id=event.event_id)
 
 
 def _with_reason(info: AuditInfo, reason: str | None) -> AuditInfo:

@@ -16,20 +16,19 @@ from psycopg.rows import class_row
 
 from db.audit import record_audit, unmatched_target
 from db.codec import jsonb
-from db.errors import CurrencyMismatch, InvalidValue, UnknownPayment
+from db.errors import InvalidValue, UnknownPayment
 from db.ledger.fold import customer_class, lock_customer
 from db.ledger.payments import get_payment
 from db.ledger.tokens import store_result, stored_result
 from db.ledger.transactions import (
-    ApplyPaymentResult,
     audit_of,
     insert_payment_and_refold,
+    known_payment,
     lock_payment_key,
 )
 from db.rows import AuditEntry, AuditInfo, PaymentRow, UnmatchedRow, columns
-from domain.ledger.commands import AssignPayment
-from domain.money import currency as lookup_currency
-from domain.money import parse_amount
+from domain.ledger.commands import AssignmentOutcome, AssignPayment
+from domain.ledger.payments import payment_amount, payment_currency
 
 
 @dataclass(frozen=True)
@@ -71,14 +70,11 @@ async def record_unmatched(conn: AsyncConnection, cmd: RecordUnmatched) -> Recor
 
 
 async def _record(conn: AsyncConnection, cmd: RecordUnmatched) -> RecordUnmatchedResult:
-    payment = await get_payment(conn, cmd.processor, cmd.payment_id)
-    if payment is not None:
-        status = "duplicate" if payment.body_hash == cmd.body_hash else "conflict"
-        return RecordUnmatchedResult(status, None, payment)
-    existing = await get_unmatched(conn, cmd.processor, cmd.payment_id)
-    if existing is not None:
-        status = "duplicate" if existing.body_hash == cmd.body_hash else "conflict"
-        return RecordUnmatchedResult(status, existing, None)
+    status = await known_payment(conn, cmd.processor, cmd.payment_id, cmd.body_hash)
+    if status is not None:
+        payment = await get_payment(conn, cmd.processor, cmd.payment_id)
+        held = None if payment else await get_unmatched(conn, cmd.processor, cmd.payment_id)
+        return RecordUnmatchedResult(status, held, payment)
     query = sql.SQL(
         "INSERT INTO unmatched_payments (processor, payment_id, customer_ref, amount, currency,"
         " received_at, body, body_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {}"
@@ -96,22 +92,13 @@ async def _record(conn: AsyncConnection, cmd: RecordUnmatched) -> RecordUnmatche
     return RecordUnmatchedResult("unmatched", row, None)
 
 
-@dataclass(frozen=True)
-class AssignUnmatchedResult:
-    """``assigned``: ``applied`` is the payment's full ApplyPaymentResult (status accepted);
-    ``already_assigned``: nothing changed, ``applied`` is None."""
-
-    status: Literal["assigned", "already_assigned"]
-    unmatched: UnmatchedRow
-    applied: ApplyPaymentResult | None
-
-
 async def assign_unmatched(conn: AsyncConnection, cmd: AssignPayment, *,
-                           token: str | None = None) -> AssignUnmatchedResult:
+                           token: str | None = None) -> AssignmentOutcome:
     """Turn an unmatched payment into a payment of ``cmd.customer_id`` at ``cmd.now``,
-    audited (by ``cmd.actor``, else as the system), one transaction.
+    audited (by ``cmd.actor``, else as the system), one transaction: ``assigned``, or
+    ``already_assigned`` (nothing changed; the customer's state as it is).
 
-    Raises UnknownCustomer, UnknownPayment, CurrencyMismatch, MoneyError (amount as
+    Raises UnknownCustomer, UnknownPayment, InvalidPayment (another currency, or an amount as
     received is not valid for the class currency); nothing written then.
     """
     now = cmd.now
@@ -121,30 +108,37 @@ async def assign_unmatched(conn: AsyncConnection, cmd: AssignPayment, *,
     async with conn.transaction():
         customer = await lock_customer(conn, cmd.customer_id)  # customer first, then key
         if (done := await stored_result(conn, token, "assign_unmatched",
-                                        AssignUnmatchedResult)) is not None:
+                                        AssignmentOutcome)) is not None:
             return done
         await lock_payment_key(conn, cmd.processor, cmd.payment_id)
         before = await get_unmatched(conn, cmd.processor, cmd.payment_id)
         if before is None:
             raise UnknownPayment(cmd.processor, cmd.payment_id, "no such unmatched payment")
+        klass = await customer_class(conn, customer)
         if before.status == "assigned":
-            result = AssignUnmatchedResult("already_assigned", before, None)
+            result = AssignmentOutcome(
+                status="already_assigned", service_state=customer.service_state,
+                balance=customer.balance, payment_receipts=klass.payment_receipts,
+                class_name=klass.name)
         else:
-            klass = await customer_class(conn, customer)
-            if before.currency != klass.currency:
-                raise CurrencyMismatch(before.currency, klass.currency, klass.name)
-            amount = parse_amount(before.amount, lookup_currency(klass.currency),
-                                  allow_zero=False)
+            # The payment's one currency and amount rules, now that its class is known.
+            code = payment_currency(before.currency, klass.currency, klass.name)
+            amount = payment_amount(before.amount, code)
             applied = await insert_payment_and_refold(
                 conn, customer, klass, before.processor, before.payment_id, amount,
                 before.received_at, before.body_hash, "assigned", now, None,
                 reason=f"unmatched payment {before.processor}/{before.payment_id} assigned")
             after = await _mark_assigned(conn, before.id, customer.id, now, audit.actor)
+            payment = await get_payment(conn, before.processor, before.payment_id)
             await record_audit(conn, AuditEntry.of(
                 audit, "unmatched.assign", unmatched_target(cmd.processor, cmd.payment_id),
                 on_behalf_of=customer.id, before=before,
-                after={"unmatched": after, "payment": applied.payment}))
-            result = AssignUnmatchedResult("assigned", after, applied)
+                after={"unmatched": after, "payment": payment}))
+            result = AssignmentOutcome(
+                status="assigned", service_state=applied.service_state,
+                balance=applied.balance, changed=applied.changed,
+                transition=applied.transition, payment_receipts=applied.payment_receipts,
+                class_name=applied.class_name)
         await store_result(conn, token, "assign_unmatched", customer.id, result)
         return result
 

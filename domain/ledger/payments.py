@@ -116,9 +116,19 @@ class ApplyPayment:
 
 
 @dataclass(frozen=True)
+class PaymentAllocation:
+    """Part of a payment the fold allocated to one invoice (oldest first, SPEC 2.2)."""
+
+    invoice_number: str
+    amount: int                       # minor units
+
+
+@dataclass(frozen=True)
 class PaymentOutcome:
-    """What the ledger transaction did with an ApplyPayment. Its field names are those of
-    the activity result earlier histories recorded, so they still decode (test_replay)."""
+    """What the ledger transaction did with an ApplyPayment: the transaction answers it,
+    the activity and the workflow hand it back unchanged. Its first field names are those
+    of the activity result earlier histories recorded, so they still decode (test_replay);
+    fields added since have defaults."""
 
     status: str                       # "accepted" | "duplicate" | "conflict"
     service_state: str                # after
@@ -127,7 +137,12 @@ class PaymentOutcome:
     transition: ServiceTransition | None = None
     payment_receipts: bool = True
     class_name: str = ""
+    service_before: str = ""          # "" in results recorded before it was added
+    credit: int = 0                   # minor units, after
+    # Where this payment went (accepted only).
+    allocations: list[PaymentAllocation] = field(default_factory=list)
 
 
-__all__ = ["Actor", "ApplyPayment", "InvalidPayment", "MoneyError", "PaymentOutcome",
+__all__ = ["Actor", "ApplyPayment", "InvalidPayment", "MoneyError", "PaymentAllocation",
+           "PaymentOutcome",
            "PaymentSource", "payment_amount", "payment_currency"]

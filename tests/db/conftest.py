@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 from db.classes import ClassSpec, upsert_class
 from db.collection.invoices import mark_suspension_reached
 from db.customers import NewCustomer, add_customer
-from db.ledger.transactions import ApplyPaymentResult, apply_payment
+from db.ledger.transactions import apply_payment
 from db.rows import AuditInfo
 from domain.ledger.commands import (
     AssignPayment,
@@ -22,7 +22,7 @@ from domain.ledger.commands import (
     Reevaluate,
     ReversePayment,
 )
-from domain.ledger.payments import Actor, ApplyPayment
+from domain.ledger.payments import Actor, ApplyPayment, PaymentOutcome
 from domain.when import overdue_instant, parse_due
 
 ADMIN = AuditInfo(actor="alice", realm="admin", reason="test", request_id="req-1")
@@ -75,7 +75,7 @@ def payment(payment_id: str, amount: int, received: str, customer: str = "c1", *
 
 async def pay(conn: psycopg.AsyncConnection, payment_id: str, amount: int, received: str,
               customer: str = "c1", *, now: str | None = None, token: str | None = None,
-              body: str | None = None, **kwargs: object) -> ApplyPaymentResult:
+              body: str | None = None, **kwargs: object) -> PaymentOutcome:
     """``body``: ignored (the ledger fingerprints the command itself)."""
     cmd = payment(payment_id, amount, received, customer, **kwargs)  # type: ignore[arg-type]
     return await apply_payment(conn, cmd.at(at(now or received)), token=token)

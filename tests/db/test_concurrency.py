@@ -7,11 +7,12 @@ from datetime import datetime
 
 import psycopg
 
-from db.ledger.transactions import ApplyPaymentResult, apply_payment, issue_invoice
+from db.ledger.transactions import apply_payment, issue_invoice
+from domain.ledger.payments import PaymentOutcome
 from tests.db.conftest import invoice, payment, setup_customer
 
 
-async def _pay(url: str, n: int) -> ApplyPaymentResult:
+async def _pay(url: str, n: int) -> PaymentOutcome:
     async with await psycopg.AsyncConnection.connect(url) as conn:
         return await apply_payment(conn, payment(f"p{n}", 100 + n, "2024-06-10T00:00").at(
             datetime.fromisoformat("2024-06-10T00:00+00:00")))

@@ -11,7 +11,10 @@ from psycopg.rows import dict_row
 from db.audit import list_audit
 from db.classes import class_spec, get_class, upsert_class
 from db.collection.invoice_rows import list_allocations, list_invoices
+from db.collection.service_events import list_service_events
+from db.customers import get_customer
 from db.errors import InvalidValue, TokenReused, UnknownCustomer, UnknownPayment
+from db.ledger.payments import get_payment
 from db.ledger.transactions import (
     evaluate_service,
     issue_invoice,
@@ -60,11 +63,11 @@ async def test_same_invoice_again_exists_and_other_data_conflicts(
     again = await issue_invoice(conn, invoice("INV-1", 1000, "2024-05-01T00:00", "2024-05-31"))
     assert again.status == "exists"
     assert again.invoice == first.invoice
-    assert again.conflict_fields == ()
+    assert again.conflict_fields == []
 
     other = await issue_invoice(conn, invoice("INV-1", 1200, "2024-05-01T00:00", "2024-06-01"))
     assert other.status == "conflict"
-    assert other.conflict_fields == ("new_charges", "due_text", "overdue_at", "suspend_at")
+    assert other.conflict_fields == ["new_charges", "due_text", "overdue_at", "suspend_at"]
     assert other.invoice == first.invoice
     assert await snapshot(conn) == before
 
@@ -104,8 +107,8 @@ async def test_same_payment_again_is_a_duplicate_and_changes_nothing(
 
     second = await pay(conn, "p1", 700, "2024-06-10T00:00")
     assert second.status == "duplicate"
-    assert second.payment == first.payment
-    assert (second.changes, second.service, second.allocations) == ((), None, ())
+    assert (second.changed, second.transition, second.allocations) == ([], None, [])
+    assert (second.balance, second.service_state) == (first.balance, first.service_state)
     assert await snapshot(conn) == before
 
 
@@ -115,7 +118,8 @@ async def test_same_payment_id_with_another_body_conflicts(conn: psycopg.AsyncCo
     before = await snapshot(conn)
     other = await pay(conn, "p1", 900, "2024-06-10T00:00")
     assert other.status == "conflict"
-    assert other.payment is not None and other.payment.amount == 700
+    stored = await get_payment(conn, "stripe", "p1")
+    assert stored is not None and stored.amount == 700
     assert await snapshot(conn) == before
 
 
@@ -153,7 +157,8 @@ async def test_overpayment_becomes_credit_for_the_next_invoice(
     assert [(a.invoice_number, a.amount) for a in over.allocations] == [("INV-1", 1000)]
 
     nxt = await issue_invoice(conn, invoice("INV-2", 800, "2024-06-01T00:00", "2024-06-30"))
-    row = nxt.invoice
+    assert (nxt.invoice.previous_balance, nxt.invoice.amount_due) == (-500, 300)
+    [row] = [i for i in await list_invoices(conn, "c1") if i.number == "INV-2"]
     assert (row.previous_balance, row.amount_due, row.open_amount, row.remaining, row.received) == (
         -500,
         300,
@@ -162,7 +167,11 @@ async def test_overpayment_becomes_credit_for_the_next_invoice(
         500,
     )
     assert (row.collection_status, row.payment_status) == ("collect", "partially_paid")
-    assert (nxt.balance, nxt.credit) == (300, 0)
+    assert (nxt.invoice.collection_status, nxt.invoice.payment_status) == (
+        "collect", "partially_paid")
+    assert nxt.balance == 300
+    customer = await get_customer(conn, "c1")
+    assert customer is not None and customer.credit == 0
     assert [
         (a.invoice_number, a.payment_id, a.amount) for a in await list_allocations(conn, "c1")
     ] == [("INV-1", "p1", 1000), ("INV-2", "p1", 500)]
@@ -181,12 +190,13 @@ async def test_reversal_restores_the_exact_previous_rows(conn: psycopg.AsyncConn
         conn, reversal("stripe", "p2", at("2024-06-20T00:00"), reason="chargeback", actor=ACTOR)
     )
     assert reversed_.status == "reversed"
-    assert reversed_.payment.status == "reversed"
-    assert reversed_.payment.reversed_at == at("2024-06-20T00:00")
-    assert reversed_.changes == (
+    row = await get_payment(conn, "stripe", "p2")
+    assert row is not None and row.status == "reversed"
+    assert row.reversed_at == at("2024-06-20T00:00")
+    assert reversed_.changed == [
         InvoiceFacts("INV-05", 700, "do_not_collect", "partially_paid", False),
         InvoiceFacts("INV-06", 1700, "collect", "unpaid", False),
-    )
+    ]
     assert await _rows(conn, "invoices") == invoices
     assert await _rows(conn, "allocations") == allocations
     assert await _rows(conn, "customers") == customers
@@ -205,7 +215,9 @@ async def test_reversing_twice_is_a_no_op(conn: psycopg.AsyncConnection) -> None
     before = await snapshot(conn)
     again = await reverse_payment(conn, reversal("stripe", "p1", at("2024-06-07T00:00")))
     assert again.status == "already_reversed"
-    assert again.payment.reversed_at == at("2024-06-06T00:00")
+    assert (again.changed, again.transition) == ([], None)
+    row = await get_payment(conn, "stripe", "p1")
+    assert row is not None and row.reversed_at == at("2024-06-06T00:00")
     assert await snapshot(conn) == before
 
 
@@ -226,9 +238,12 @@ async def test_reversal_after_suspension_time_suspends_again(
     back = await reverse_payment(
         conn, reversal("stripe", "p1", at("2024-07-03T00:00"), reason="chargeback")
     )
-    assert back.service is not None
-    assert (back.service.state, back.service.causes) == ("suspended", ("INV-06",))
-    assert back.service.reason == "payment stripe/p1 reversed: chargeback"
+    assert back.transition is not None
+    assert (back.transition.state, back.transition.causes) == ("suspended", ["INV-06"])
+    assert (back.service_before, back.service_state) == ("active", "suspended")
+    event = (await list_service_events(conn, "c1"))[-1]
+    assert event.id == back.transition.event_id
+    assert event.reason == "payment stripe/p1 reversed: chargeback"
 
 
 # ------------------------------------------------------------------------ tokens (retries)
@@ -237,7 +252,7 @@ async def test_token_replay_returns_the_first_result(conn: psycopg.AsyncConnecti
     await reach_suspension(conn, "INV-06", "2024-07-01T00:00")
     await evaluate_service(conn, service_check("c1", at("2024-07-01T00:00"), "S reached"))
     first = await pay(conn, "p1", 1500, "2024-07-02T00:00", token="run:1")
-    assert first.status == "accepted" and first.service is not None
+    assert first.status == "accepted" and first.transition is not None
     before = await snapshot(conn)
 
     retry = await pay(conn, "p1", 1500, "2024-07-02T00:00", token="run:1")
@@ -266,7 +281,7 @@ async def test_every_operation_replays_its_token(conn: psycopg.AsyncConnection) 
     service = await evaluate_service(
         conn, service_check("c1", at("2024-06-02T00:00"), "S"), token="t-svc"
     )
-    assert service.service is not None
+    assert service.transition is not None
     assert (
         await evaluate_service(
             conn, service_check("c1", at("2024-06-02T00:00"), "S"), token="t-svc"
@@ -300,25 +315,25 @@ async def test_rerun_after_threshold_change_and_dry_run(conn: psycopg.AsyncConne
     dry = await reevaluate(
         conn, reevaluation("c1", at("2024-07-02T00:00"), dry_run=True, actor=ACTOR), token="dry"
     )
-    assert dry.dry_run and dry.threshold == 0
-    assert dry.changes == (InvoiceFacts("INV-06", 500, "collect", "partially_paid", False),)
-    assert dry.service is not None
-    assert (dry.service.state, dry.service.causes, dry.service.event_id) == (
-        "suspended",
-        ("INV-06",),
-        None,
-    )
+    assert dry.dry_run
+    assert dry.changed == [InvoiceFacts("INV-06", 500, "collect", "partially_paid", False)]
+    assert [(c.number, c.before_status, c.after_status) for c in dry.changes] == [
+        ("INV-06", "do_not_collect", "collect")]
+    # The would-be suspension, and no transition: its row was rolled back with the rest.
+    assert (dry.service_before, dry.service_after, dry.transition) == (
+        "active", "suspended", None)
     assert await snapshot(conn) == before
 
     real = await reevaluate(conn, reevaluation("c1", at("2024-07-02T00:00"), actor=ACTOR))
-    assert real.changes == dry.changes
-    assert real.service is not None and real.service.event_id is not None
+    assert (real.changes, real.changed) == (dry.changes, dry.changed)
+    assert real.transition is not None
+    assert (real.transition.state, real.transition.causes) == ("suspended", ["INV-06"])
     [june] = [i for i in await list_invoices(conn, "c1") if i.number == "INV-06"]
     assert june.collection_status == "collect"
     assert any(r.action == "customer.rerun" for r in await list_audit(conn, customer_id="c1"))
 
     again = await reevaluate(conn, reevaluation("c1", at("2024-07-02T00:00")))
-    assert (again.changes, again.service) == ((), None)
+    assert (again.changes, again.changed, again.transition) == ([], [], None)
 
 
 async def test_back_dated_invoice_re_evaluates_the_newer_ones(
@@ -328,7 +343,7 @@ async def test_back_dated_invoice_re_evaluates_the_newer_ones(
     await issue_invoice(conn, invoice("INV-06", 1000, "2024-06-01T00:00", "2024-06-30"))
     late = await issue_invoice(conn, invoice("INV-05", 1000, "2024-05-01T00:00", "2024-05-31"))
     assert (late.invoice.previous_balance, late.invoice.amount_due) == (0, 1000)
-    assert late.changes == (InvoiceFacts("INV-06", 2000, "collect", "unpaid", False),)
+    assert late.changed == [InvoiceFacts("INV-06", 2000, "collect", "unpaid", False)]
     [may, june] = await list_invoices(conn, "c1")
     assert (may.number, june.number, june.previous_balance, june.amount_due) == (
         "INV-05",

@@ -6,15 +6,18 @@ import psycopg
 import pytest
 
 from db.audit import list_audit
-from db.errors import CurrencyMismatch, UnknownCustomer, UnknownPayment
+from db.collection.invoice_rows import list_allocations
+from db.errors import UnknownCustomer, UnknownPayment
 from db.ledger.payments import get_payment
 from db.ledger.transactions import body_hash, issue_invoice, reverse_payment
 from db.ledger.unmatched import (
     RecordUnmatched,
     assign_unmatched,
+    get_unmatched,
     list_unmatched,
     record_unmatched,
 )
+from domain.ledger.payments import InvalidPayment
 from tests.db.conftest import (
     assignment,
     at,
@@ -69,7 +72,8 @@ async def test_unknown_customer_payment_is_kept_then_assigned(
     await issue_invoice(conn, invoice("INV-05", 1000, "2024-05-01T00:00", "2024-05-31"))
     await issue_invoice(conn, invoice("INV-06", 1000, "2024-06-01T00:00", "2024-06-30"))
     retry = await pay(conn, "p9", 1500, "2024-07-02T10:00", body="ignored")
-    assert (retry.status, retry.payment) == ("conflict", None)
+    assert (retry.status, retry.changed) == ("conflict", [])
+    assert await get_payment(conn, "stripe", "p9") is None
     with pytest.raises(UnknownPayment, match="unmatched payment that was never applied"):
         await reverse_payment(conn, reversal("stripe", "p9", at("2024-07-03T00:00")))
 
@@ -77,18 +81,21 @@ async def test_unknown_customer_payment_is_kept_then_assigned(
         conn, assignment("stripe", "p9", "c1", at("2024-07-03T00:00")), token="assign-1"
     )
     assert assigned.status == "assigned"
-    assert assigned.unmatched.status == "assigned"
-    assert (assigned.unmatched.assigned_customer, assigned.unmatched.assigned_by) == ("c1", "alice")
-    applied = assigned.applied
-    assert applied is not None and applied.status == "accepted"
-    assert applied.payment is not None
-    assert (applied.payment.amount, applied.payment.source) == (1500, "assigned")
-    assert applied.payment.received_at == at("2024-07-02T10:00")
-    assert applied.balance == 500
-    assert [(a.invoice_number, a.amount) for a in applied.allocations] == [
-        ("INV-05", 1000),
-        ("INV-06", 500),
+    held = await get_unmatched(conn, "stripe", "p9")
+    assert held is not None and held.status == "assigned"
+    assert (held.assigned_customer, held.assigned_by) == ("c1", "alice")
+    payment = await get_payment(conn, "stripe", "p9")
+    assert payment is not None
+    assert (payment.amount, payment.source) == (1500, "assigned")
+    assert payment.received_at == at("2024-07-02T10:00")
+    assert assigned.balance == 500
+    assert [(a.invoice_number, a.payment_id, a.amount)
+            for a in await list_allocations(conn, "c1")] == [
+        ("INV-05", "p9", 1000),
+        ("INV-06", "p9", 500),
     ]
+    assert [(c.number, c.payment_status) for c in assigned.changed] == [
+        ("INV-05", "paid"), ("INV-06", "partially_paid")]
     assert await list_unmatched(conn) == []
     assert any(
         r.action == "unmatched.assign" and r.target == "unmatched:stripe/p9"
@@ -103,7 +110,7 @@ async def test_unknown_customer_payment_is_kept_then_assigned(
         == assigned
     )
     again = await assign_unmatched(conn, assignment("stripe", "p9", "c1", at("2024-07-04T00:00")))
-    assert (again.status, again.applied) == ("already_assigned", None)
+    assert (again.status, again.changed, again.balance) == ("already_assigned", [], 500)
     resend = await record_unmatched(conn, _unmatched())
     assert resend.status == "duplicate" and resend.payment is not None
 
@@ -112,7 +119,7 @@ async def test_assignment_refuses_another_currency(conn: psycopg.AsyncConnection
     await setup_customer(conn, currency="EUR")
     await record_unmatched(conn, _unmatched())
     before = await snapshot(conn)
-    with pytest.raises(CurrencyMismatch):
+    with pytest.raises(InvalidPayment, match="currency USD does not match currency EUR"):
         await assign_unmatched(conn, assignment("stripe", "p9", "c1", at("2024-07-03T00:00")))
     assert await snapshot(conn) == before
 

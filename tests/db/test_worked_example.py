@@ -28,16 +28,16 @@ async def test_worked_example(conn: psycopg.AsyncConnection) -> None:
 
     # Before S nothing happens; at S the service is suspended because of June only.
     early = await evaluate_service(conn, service_check("c1", at("2024-06-30T23:59"), "tick"))
-    assert (early.service_state, early.service) == ("active", None)
+    assert (early.service_state, early.transition) == ("active", None)
     await reach_suspension(conn, "INV-05", "2024-06-01T00:00")  # do_not_collect: no cause
     await reach_suspension(conn, "INV-06", "2024-07-01T00:00")
     suspended = await evaluate_service(
         conn, service_check("c1", at("2024-07-01T00:00"), "invoice INV-06 reached S")
     )
     assert suspended.service_state == "suspended"
-    assert suspended.service is not None
-    assert suspended.service.causes == ("INV-06",)
-    assert suspended.service.previous_state == "active"
+    assert suspended.transition is not None
+    assert suspended.transition.causes == ["INV-06"]
+    assert suspended.service_before == "active"
 
     paid = await pay(conn, "pay-15", 1500, "2024-07-02T10:00")
     assert paid.status == "accepted"
@@ -45,13 +45,13 @@ async def test_worked_example(conn: psycopg.AsyncConnection) -> None:
         ("INV-05", 1000),
         ("INV-06", 500),
     ]
-    assert paid.changes == (
+    assert paid.changed == [
         InvoiceFacts("INV-05", 0, "do_not_collect", "paid", True),
         InvoiceFacts("INV-06", 500, "do_not_collect", "partially_paid", False),
-    )
-    assert paid.service is not None
-    assert (paid.service.state, paid.service.previous_state) == ("active", "suspended")
-    assert paid.service.causes == ()
+    ]
+    assert paid.transition is not None
+    assert (paid.transition.state, paid.service_before) == ("active", "suspended")
+    assert paid.transition.causes == []
     assert (paid.service_state, paid.balance, paid.credit) == ("active", 500, 0)
 
     events = await list_service_events(conn, "c1")
@@ -61,7 +61,7 @@ async def test_worked_example(conn: psycopg.AsyncConnection) -> None:
     ]
     assert events[0].reason == "invoice INV-06 reached S"
     assert events[1].reason == "payment stripe/pay-15 applied"
-    assert [e.id for e in events] == [suspended.service.event_id, paid.service.event_id]
+    assert [e.id for e in events] == [suspended.transition.event_id, paid.transition.event_id]
 
     document = await customer_status(conn, "c1", at("2024-07-02T10:00"))
     assert document == {

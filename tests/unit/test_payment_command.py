@@ -72,7 +72,8 @@ def test_each_refusal_has_spec_2_1s_message(changes: dict[str, object], field: s
 # --- each check in one place ------------------------------------------------------------
 
 PAYMENT_PATH = ["api", "client", "operations/payments.py", "activities/ledger/transactions.py",
-                "workflows", "db/ledger/transactions.py", "domain/ledger/payments.py"]
+                "workflows", "db/ledger/transactions.py", "db/ledger/unmatched.py",
+                "domain/ledger/payments.py", "cli.py"]
 
 
 def _sources() -> dict[str, str]:
@@ -107,3 +108,20 @@ def test_the_fingerprint_and_the_duplicate_rule_live_in_the_ledger() -> None:
     assert _where(r"\bpayment_hash\(") == ["db/ledger/transactions.py"]
     assert _where(r"def known_payment\b") == ["db/ledger/transactions.py"]
     assert _where(r"\"duplicate\" if") == ["db/ledger/transactions.py"]
+    # Asked once per payment, under the payment's lock, by the ledger itself: never by
+    # the edge before it.
+    assert _where(r"\bknown_payment\(") == ["db/ledger/transactions.py",
+                                             "db/ledger/unmatched.py"]
+
+
+def test_a_payment_has_four_shapes() -> None:
+    """HTTP or CLI input -> command -> outcome -> answer: no layer has a type of its own
+    for a payment's result, and the activity hands the transaction's outcome back as is."""
+    for gone in ("ApplyPaymentResult", "AssignUnmatchedResult", "LedgerActivityInput",
+                 "LedgerActivityResult", "PostPaymentResult"):
+        assert _where(gone) == [], gone
+    assert _where(r"-> PaymentOutcome") == [
+        "activities/ledger/transactions.py", "client/customers.py",
+        "db/ledger/transactions.py", "workflows/ledger/customer.py"]
+    activity = _sources()["activities/ledger/transactions.py"]
+    assert "return await ledger.apply_payment(conn, command, token=_token())" in activity
