@@ -31,12 +31,18 @@ invoice_app = typer.Typer(help="Invoices.", no_args_is_help=True)
 payment_app = typer.Typer(help="Payments, reversals and unmatched payments.",
                           no_args_is_help=True)
 notifications_app = typer.Typer(help="The notification outbox.", no_args_is_help=True)
+account_app = typer.Typer(help="Accounts of customers (the billing system's feed).",
+                          no_args_is_help=True)
+subscription_app = typer.Typer(help="Subscriptions of accounts (the billing system's feed).",
+                               no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(class_app, name="class")
 app.add_typer(customer_app, name="customer")
 app.add_typer(invoice_app, name="invoice")
 app.add_typer(payment_app, name="payment")
 app.add_typer(notifications_app, name="notifications")
+app.add_typer(account_app, name="account")
+app.add_typer(subscription_app, name="subscription")
 
 ActorOpt = Annotated[str | None, typer.Option("--actor", help="Who does this (audit).")]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (audit).")]
@@ -189,17 +195,92 @@ def customer_add(
     email: Annotated[str, typer.Option()],
     class_name: Annotated[str, typer.Option("--class")],
     language: Annotated[str | None, typer.Option(help="en, es or pt-BR.")] = None,
+    reseller: Annotated[str | None, typer.Option(help="The reseller's id (default: a "
+                                                      "direct customer).")] = None,
     actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Add a customer to a class."""
-    from db.customers import NewCustomer
-    from operations.customers import add
+    """Add a customer to a class (the same again: exists; other data: refused)."""
+    from db.customers import CustomerSpec
+    from operations.feed import create_customer
 
-    new = NewCustomer(id=customer_id, name=name, email=email, class_name=class_name,
-                      language=language)
-    result = _run(lambda ctx: add(ctx, new, _audit(actor, reason)))
-    _print({"status": result.status, "customer_id": customer_id}, as_json,
+    spec = CustomerSpec(id=customer_id, name=name, email=email, class_name=class_name,
+                        language=language, reseller_id=reseller)
+    doc = _run(lambda ctx: create_customer(ctx, spec, _audit(actor, reason)))
+    _print({"status": doc["status"], "customer_id": customer_id}, as_json,
            lambda d: f"customer {customer_id}: {d['status']}")
+
+
+@customer_app.command("set")
+def customer_set(
+    customer_id: Annotated[str, typer.Argument(metavar="ID")],
+    name: Annotated[str | None, typer.Option()] = None,
+    email: Annotated[str | None, typer.Option()] = None,
+    class_name: Annotated[str | None, typer.Option("--class")] = None,
+    language: Annotated[str | None, typer.Option(help="en, es or pt-BR.")] = None,
+    class_language: Annotated[bool, typer.Option(
+        "--class-language", help="Drop the customer's own language: the class's applies.")
+    ] = False,
+    reseller: Annotated[str | None, typer.Option(help="The reseller's id.")] = None,
+    no_reseller: Annotated[bool, typer.Option(
+        "--no-reseller", help="Make it a direct customer (no reseller).")] = False,
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Create or change a customer (options not given keep their value; a new customer
+    needs --name, --email and --class)."""
+    from operations.feed import CustomerChange, set_customer
+
+    change = CustomerChange(id=customer_id, name=name, email=email, class_name=class_name,
+                            language=language, reseller_id=reseller, direct=no_reseller,
+                            class_language=class_language)
+    doc = _run(lambda ctx: set_customer(ctx, change, _audit(actor, reason)))
+    _print(doc, as_json, lambda d: f"customer {customer_id}: {d['status']}")
+
+
+@account_app.command("add")
+def account_add(
+    account_id: Annotated[str, typer.Argument(metavar="ACCOUNT_ID")],
+    customer: Annotated[str, typer.Option(help="The customer's id (never changes).")],
+    name: Annotated[str, typer.Option(help="e.g. John's phone.")] = "",
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Create or replace an account of a customer (the same again changes nothing)."""
+    from db.subscriptions import AccountSpec
+    from operations.feed import put_account_record
+
+    spec = AccountSpec(id=account_id, customer_id=customer, name=name)
+    doc = _run(lambda ctx: put_account_record(ctx, spec, _audit(actor, reason)))
+    _print(doc, as_json, lambda d: f"account {account_id}: {d['status']}")
+
+
+@subscription_app.command("set")
+def subscription_set(
+    subscription_id: Annotated[str, typer.Argument(metavar="SUBSCRIPTION_ID")],
+    account: Annotated[str, typer.Option(help="The account's id.")],
+    product: Annotated[str, typer.Option(help="Product name, e.g. Essentials.")],
+    fee: Annotated[str, typer.Option(help="Monthly fee in the class currency, e.g. 20.00.")],
+    starts: Annotated[str | None, typer.Option(
+        help="First day: a date, or a date and time with offset (its day in the class time "
+             "zone). Default: the stored start, else today.")] = None,
+    ends: Annotated[str | None, typer.Option(help="Last day of service (inclusive).")] = None,
+    free_until: Annotated[str | None, typer.Option(
+        help="Last free day (inclusive).")] = None,
+    status: Annotated[str, typer.Option("--status", help="active or closed (needs --ends).")
+                      ] = "active",
+    currency: Annotated[str | None, typer.Option(
+        help="Must be the class currency (default).")] = None,
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Create or replace a subscription (options not given take their defaults)."""
+    from operations.feed import SubscriptionInput, put_subscription_record
+
+    given = SubscriptionInput(id=subscription_id, account_id=account, product=product, fee=fee,
+                              starts=starts, ends=ends, free_until=free_until, status=status,
+                              currency=currency)
+    doc = _run(lambda ctx: put_subscription_record(ctx, given, _audit(actor, reason)))
+    _print(doc, as_json, lambda d: (
+        f"subscription {subscription_id}: {d['status']}, {d['subscription']['product']} "
+        f"{d['subscription']['fee']} {d['subscription']['currency']} from "
+        f"{d['subscription']['starts']}"))
 
 
 # --- invoices and payments -----------------------------------------------------------
@@ -311,6 +392,55 @@ def _status_text(doc: dict[str, Any]) -> str:
             f"{inv['collection_status']}{'  OVERDUE' if inv['overdue'] else ''}"
         )
     return "\n".join(lines)
+
+
+@app.command("subscriptions")
+def subscriptions(
+    customer_id: Annotated[str, typer.Argument(metavar="CUSTOMER_ID")],
+    month: Annotated[str | None, typer.Option(
+        "--month", metavar="YYYY-MM",
+        help="Default: the current month in the class's time zone.")] = None,
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Every subscription across a customer's accounts with the month's expected charge and
+    totals (the read is audited); --json prints the document of the HTTP API."""
+    from domain.subscriptions.charge import Month
+    from operations.subscriptions import consolidated_view
+
+    try:
+        wanted = None if month is None else Month.parse(month)
+    except ValueError as err:
+        _fail(str(err))
+    audit = _audit(actor, reason or "cli read")
+    doc = _run(lambda ctx: consolidated_view(ctx, customer_id, month=wanted, audit=audit))
+    _print(doc, as_json, _subscriptions_text)
+
+
+def _subscriptions_text(doc: dict[str, Any]) -> str:
+    header = ("ACCOUNT", "SUBSCRIPTION", "PRODUCT", "FEE", "EXPECTED", "STATUS", "NOTE")
+    rows: list[tuple[str, ...]] = []
+    for account in doc["accounts"]:
+        for sub in account["subscriptions"]:
+            note = f"free until {sub['free_until']}" if sub["free_until"] else ""
+            if sub["ends"]:
+                note = ", ".join(filter(None, [note, f"ends {sub['ends']}"]))
+            rows.append((account["account_id"], sub["subscription_id"], sub["product"],
+                         sub["fee"], sub["expected_charge"], sub["status"], note))
+        rows.append((account["account_id"], "", "account total", "", account["total"], "", ""))
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    right = {3, 4}  # amounts line up on the decimal point
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  " + "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+                                ).rstrip()
+
+    return "\n".join([
+        f"{doc['customer_id']} ({doc['currency']}), {doc['month']}: "
+        f"service {doc['service_state']}",
+        line(header), *map(line, rows),
+        f"  total {doc['total']} {doc['currency']}",
+    ])
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 from activities.metrics import PAYMENTS
 from api.deps import unavailable
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from api.routes import customers, ops, payments, reruns
+from api.routes import customers, feed, ops, payments, reruns, subscriptions
 from client.connect import connect
 from db.pool import open_pool
 from settings import Settings
@@ -63,6 +63,10 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
             {"name": "customers", "description": "Bearer token, any realm within its scope "
                                                  "(else 404 as if the customer did not exist)"},
             {"name": "re-runs", "description": "Bearer token; realm admin only"},
+            {"name": "subscriptions", "description": "Bearer token, any realm within its "
+                                                     "scope (SPEC 2.8)"},
+            {"name": "feed", "description": "Bearer token; realms system (the billing "
+                                            "system) and admin; audited"},
             {"name": "operations", "description": "Health and metrics, no authentication"},
         ],
     )
@@ -74,7 +78,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
     for outage in (RPCError, RPCTimeoutOrCancelledError, psycopg.OperationalError,
                    PoolTimeout):
         app.add_exception_handler(outage, _unavailable)
-    for module in (payments, customers, reruns, ops):
+    for module in (payments, customers, subscriptions, feed, reruns, ops):
         app.include_router(module.router)
     return app
 

@@ -61,6 +61,8 @@ class CustomerRow:
     credit: int
     created_at: datetime
     updated_at: datetime
+    # 005; None: a direct customer. Defaulted so rows built by hand stay valid.
+    reseller_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -334,6 +334,33 @@ async def subscriptions_of_customers(
     return result
 
 
+@dataclass(frozen=True)
+class ViewCustomer:
+    """What the consolidated view shows of a customer besides its subscriptions: its service
+    state, and its class's currency (the amounts' exponent) and time zone (the default
+    month)."""
+
+    customer_id: str
+    service_state: str
+    currency: str
+    timezone: str
+
+
+async def view_customers(
+    conn: AsyncConnection, customer_ids: Sequence[str]
+) -> dict[str, ViewCustomer]:
+    """``ViewCustomer`` of each given customer that exists, keyed by id, in one statement
+    (a page names up to ``MAX_PAGE`` customers)."""
+    query = """
+        SELECT c.id AS customer_id, c.service_state, cc.currency, cc.timezone
+          FROM customers c JOIN customer_classes cc ON cc.name = c.class_name
+         WHERE c.id = ANY(%s)
+    """
+    async with conn.cursor(row_factory=class_row(ViewCustomer)) as cur:
+        await cur.execute(query, (list(customer_ids),))
+        return {row.customer_id: row for row in await cur.fetchall()}
+
+
 # ----------------------------------------------------------------------------- internal
 @dataclass(frozen=True)
 class _Table:

@@ -20,7 +20,16 @@ EXPECTED = {
         {"200", "401", "404", "413", "422", "503"},
     # No 403: every realm may read a customer within its scope (else 404).
     ("get", "/v1/customers/{customer_id}"): {"200", "401", "404", "422", "503"},
+    ("get", "/v1/customers/{customer_id}/subscriptions"): {"200", "401", "404", "422", "503"},
+    # A list: out-of-scope subscriptions are simply not in it (no 404).
+    ("get", "/v1/subscriptions"): {"200", "401", "422", "503"},
     ("post", "/v1/reruns"): {"200", "202", "401", "403", "404", "422", "503"},
+    # The billing system's feed (realms system, admin): 403 for others, 201 when created.
+    ("post", "/v1/invoices"): {"200", "201", "401", "403", "409", "413", "422", "503"},
+    ("put", "/v1/customers/{customer_id}"): {"200", "201", "401", "403", "413", "422", "503"},
+    ("put", "/v1/accounts/{account_id}"): {"200", "201", "401", "403", "413", "422", "503"},
+    ("put", "/v1/subscriptions/{subscription_id}"):
+        {"200", "201", "401", "403", "413", "422", "503"},
     ("get", "/healthz"): {"200", "503"},
     ("get", "/metrics"): {"200"},
 }

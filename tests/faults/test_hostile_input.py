@@ -85,7 +85,8 @@ async def send(api: Api, case) -> httpx.Response:
         headers.update(signed_headers(content or b"", secret))
     elif content is not None:
         headers["Content-Type"] = "application/json"
-    if case.path.startswith(("/v1/customers", "/v1/reruns")):
+    if case.path.startswith("/v1/") and not case.path.startswith("/v1/payments"):
+        # Every bearer-token route is fuzzed past its 401, the feed's and the reads' alike.
         headers.setdefault("Authorization", f"Bearer {ADMIN_TOKEN}")
     return await api.http.request(case.method, case.formatted_path, params=case.query or None,
                                   headers=headers, content=content)
