@@ -136,6 +136,8 @@ def parse_when(text: str, tz: str = "UTC", what: str = "time") -> datetime:
         instant = datetime.fromisoformat(value) if _DATE_TIME.fullmatch(value) else None
     except ValueError:
         instant = None
+    except OverflowError:  # the calendar's first or last day, moved by the zone
+        raise _out_of_range(what, text) from None
     if instant is None:
         raise ValueError(f"{what} '{text}' is not a valid date or date and time; "
                          f"use e.g. {_WHEN_EXAMPLES}")
@@ -143,7 +145,14 @@ def parse_when(text: str, tz: str = "UTC", what: str = "time") -> datetime:
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError(f"{what} '{text}' has a time but no UTC offset; "
                          f"use e.g. {_WHEN_EXAMPLES}")
-    return instant.astimezone(UTC)
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:
+        raise _out_of_range(what, text) from None
+
+
+def _out_of_range(what: str, text: str) -> ValueError:
+    return ValueError(f"{what} '{text}' is out of range (years 1 to 9999 in UTC)")
 
 
 def overdue_instant(due: date | datetime, tz: str = "UTC") -> datetime:

@@ -119,6 +119,8 @@ async def test_secrets_never_reach_the_log(bare_api: Api, caplog) -> None:
     ("received_at", 1780000000, "ISO 8601"),
     ("received_at", "yesterday", "not a valid date"),
     ("received_at", "2026-02-30", "not a valid date"),
+    ("received_at", "9999-12-31T23:00:00-05:00", "out of range"),
+    ("received_at", "0001-01-01T00:00:00+05:00", "out of range"),
     ("payment_id", "", "at least 1"),
     ("payment_id", "   ", "visible"),
     ("payment_id", "pay\n1", "control"),

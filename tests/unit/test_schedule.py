@@ -467,3 +467,12 @@ def test_decide_steps_refuses_naive_instants() -> None:
         decide_steps(STEPS, datetime(2026, 7, 1), None)
     with pytest.raises(ValueError, match="timezone-aware"):
         decide_steps(STEPS, D, datetime(2026, 7, 1))
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00",
+                                  "0001-01-01"])
+def test_parse_when_off_the_calendar_is_a_clear_refusal(text: str) -> None:
+    """The first and last days of the calendar, moved by an offset or a zone, leave the
+    years datetime can hold: a ValueError that says so, never an OverflowError (a 500)."""
+    with pytest.raises(ValueError, match="out of range"):
+        parse_when(text, "Asia/Tokyo", "received_at")
