@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	@# Bytecode as the image has it (pip compiles installed packages; an editable install
+	@# under PYTHONDONTWRITEBYTECODE=1 has none, see docs/performance.md).
+	$(BIN)/python -m compileall -q activities api client db domain operations settings workflows cli.py worker.py worker_processes.py > /dev/null
 	@touch $(STAMP)
 
 venv: $(STAMP)

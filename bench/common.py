@@ -10,6 +10,7 @@ process tree (the bench driver is not included).
 from __future__ import annotations
 
 import asyncio
+import compileall
 import multiprocessing
 import os
 import signal
@@ -151,8 +152,25 @@ class Servers:
                 "DUNNING_MAIL_FROM_NAME": settings.mail_from_name}
 
 
+# What the product's image holds as bytecode: pip compiles the installed packages. An
+# editable install under PYTHONDONTWRITEBYTECODE=1 (this machine) has none, and every new
+# sandboxed workflow instance then compiles workflows/ from source (docs/performance.md).
+PACKAGES = ("activities", "api", "client", "db", "domain", "operations", "settings",
+            "workflows", "cli.py", "worker.py", "worker_processes.py")
+
+
+def compile_product() -> None:
+    for name in PACKAGES:
+        path = ROOT / name
+        if path.is_dir():
+            compileall.compile_dir(path, quiet=1)
+        else:
+            compileall.compile_file(path, quiet=1)
+
+
 @asynccontextmanager
 async def servers() -> AsyncIterator[Servers]:
+    compile_product()
     with temporal_dev_server() as address, admin_database_url() as admin, \
             smtp_sink() as (port, counter):
         client = await Client.connect(address)
