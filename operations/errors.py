@@ -4,7 +4,12 @@ from __future__ import annotations
 
 
 class OperationError(Exception):
-    """A request that cannot be carried out as asked; the message says why."""
+    """A request that cannot be carried out as asked; the message says why, ``field`` the
+    input it is about when there is one (the API reports it there)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFound(OperationError):
@@ -13,3 +18,8 @@ class NotFound(OperationError):
 
 class Conflict(OperationError):
     pass
+
+
+class Unavailable(OperationError):
+    """Temporal could not be reached: nothing was recorded, the same request may be sent
+    again (the API answers 503)."""

@@ -17,9 +17,6 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from temporalio.service import RPCError
-
-from client.invoices import class_policy
 from db.customers import (
     CustomerRefused,
     CustomerSpec,
@@ -27,7 +24,7 @@ from db.customers import (
     get_customer_with_class,
     put_customer,
 )
-from db.errors import UnknownClass, UnknownCustomer
+from db.errors import UnknownClass
 from db.rows import AuditInfo, ClassRow, CustomerRow
 from db.subscriptions import (
     AccountRow,
@@ -40,25 +37,15 @@ from db.subscriptions import (
     put_account,
     put_subscription,
 )
-from domain.collection.schedule import suspension_instant
 from domain.money import Currency, MoneyError, currency, format_amount, parse_amount
-from domain.when import overdue_instant, parse_due, parse_when, zone_of
+from domain.when import parse_when, zone_of
 from operations.context import Context
-from operations.errors import Conflict, OperationError
+from operations.errors import Conflict, NotFound, OperationError, Unavailable
 from operations.invoices import IssueRequest, issue_invoice
 
 
 class FeedRefused(OperationError):
     """The feed's input refused; nothing was written. ``field``: the input at fault."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class FeedUnavailable(OperationError):
-    """Temporal could not be reached: nothing was recorded, the same request may be sent
-    again (the API answers 503)."""
 
 
 # The db layer names its dataclass fields; the edge (CLI options, JSON bodies) says these.
@@ -77,49 +64,18 @@ async def post_invoice(ctx: Context, request: IssueRequest,
                        audit: AuditInfo) -> dict[str, Any]:
     """Issue an invoice as ``dunning invoice issue`` does; ``status`` is ``created`` or
     ``duplicate`` (the same invoice was issued before: nothing changed). Raises Conflict
-    (same number, other content), FeedRefused, FeedUnavailable."""
-    found = await get_customer_with_class(ctx.conn, request.customer_id)
-    if found is None:
-        raise FeedRefused(str(UnknownCustomer(request.customer_id)), "customer_id")
-    check_invoice(request, found[1])
+    (same number, other content), FeedRefused (naming the field), Unavailable."""
     try:
         document = await issue_invoice(ctx, request, audit)
-    except Conflict:
+    except NotFound as err:
+        raise FeedRefused(str(err), "customer_id") from None
+    except (Conflict, Unavailable):
         raise
     except OperationError as err:
-        # issue_invoice reports an unreachable Temporal as an OperationError raised from
-        # the RPC failure; the fields were checked above, so anything else is a refusal.
-        if isinstance(err.__context__, RPCError | RuntimeError):
-            raise FeedUnavailable(str(err)) from None
-        raise FeedRefused(str(err)) from None
+        raise FeedRefused(str(err), err.field) from None
     if document["status"] == "exists":
         document["status"] = "duplicate"
     return document
-
-
-def check_invoice(request: IssueRequest, klass: ClassRow) -> None:
-    """Which field is wrong, before the ledger command refuses it without saying which
-    (the same domain parsers, so the same messages)."""
-    if not request.number.strip():
-        raise FeedRefused("invoice number must not be empty", "number")
-    try:
-        parse_amount(request.charges, currency(klass.currency))
-    except MoneyError as err:
-        raise FeedRefused(f"charges: {err}", "charges") from None
-    try:
-        parse_when(request.issued, klass.timezone, "issue time")
-    except ValueError as err:
-        raise FeedRefused(str(err), "issued") from None
-    except OverflowError:
-        raise FeedRefused(f"issue time {request.issued!r} is out of range", "issued") from None
-    try:
-        # S too: a due date near the end of the calendar overflows only once grace is added.
-        suspension_instant(overdue_instant(parse_due(request.due), klass.timezone),
-                           class_policy(klass))
-    except ValueError as err:
-        raise FeedRefused(f"due {request.due!r}: {err}", "due") from None
-    except OverflowError:
-        raise FeedRefused(f"due {request.due!r} is out of range", "due") from None
 
 
 # ----------------------------------------------------------------------------- customers

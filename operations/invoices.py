@@ -27,7 +27,7 @@ from domain.ids import invoice_workflow_id
 from domain.ledger.commands import InvalidCommand
 from domain.money import currency, format_amount
 from operations.context import Context, actor_of
-from operations.errors import Conflict, NotFound, OperationError
+from operations.errors import Conflict, NotFound, OperationError, Unavailable
 from workflows.ledger.payloads import IssuedInvoice
 
 
@@ -43,7 +43,7 @@ class IssueRequest:
 async def issue_invoice(ctx: Context, request: IssueRequest, audit: AuditInfo | None,
                         *, client: Client | None = None) -> dict[str, Any]:
     if not request.number.strip():
-        raise OperationError("invoice number must not be empty")
+        raise OperationError("invoice number must not be empty", "number")
     found = await get_customer_with_class(ctx.conn, request.customer_id)
     if found is None:
         raise NotFound(f"unknown customer {request.customer_id!r}")
@@ -54,7 +54,7 @@ async def issue_invoice(ctx: Context, request: IssueRequest, audit: AuditInfo | 
             currency_code=klass.currency, issued=request.issued, due=request.due,
             tz=klass.timezone, policy=class_policy(klass), actor=actor_of(audit, customer.id))
     except InvalidCommand as err:
-        raise OperationError(str(err)) from None
+        raise OperationError(str(err), err.field) from None
     try:
         client = client or await ctx.client()
         result = await customers.issue_invoice(client, ctx.settings.task_queue, command,
@@ -65,12 +65,12 @@ async def issue_invoice(ctx: Context, request: IssueRequest, audit: AuditInfo | 
         WORKFLOW_START_FAILURES.inc()
         what = ("Temporal is not reachable" if err.status == RPCStatusCode.UNAVAILABLE
                 else f"the workflow of customer {customer.id} could not be started")
-        raise OperationError(f"invoice {request.number} is not recorded: {what} "
-                             f"({err.message or err}); run the same command again") from None
+        raise Unavailable(f"invoice {request.number} is not recorded: {what} "
+                          f"({err.message or err}); run the same command again") from None
     except RuntimeError as err:  # no connection (the context's client, or a lazy one)
         WORKFLOW_START_FAILURES.inc()
-        raise OperationError(f"invoice {request.number} is not recorded: Temporal is not "
-                             f"reachable ({err}); run the same command again") from None
+        raise Unavailable(f"invoice {request.number} is not recorded: Temporal is not "
+                          f"reachable ({err}); run the same command again") from None
     if result.status == "conflict":
         raise Conflict(f"invoice {request.number} of {customer.id} already exists with other "
                        f"{', '.join(result.conflict_fields)}; nothing changed")

@@ -36,9 +36,8 @@ from db.rows import AuditInfo
 from db.subscriptions import AccountSpec
 from domain.money import MoneyError
 from operations.context import Context
-from operations.errors import Conflict, OperationError
+from operations.errors import Conflict, OperationError, Unavailable
 from operations.feed import (
-    FeedUnavailable,
     SubscriptionInput,
     post_invoice,
     put_account_record,
@@ -279,7 +278,7 @@ async def post_invoice_route(body: InvoiceIn, request: Request, response: Respon
         document = await run_operation(request, lambda ctx: post_invoice(ctx, issue, audit))
     except Conflict as err:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(err)) from None
-    except FeedUnavailable:
+    except Unavailable:
         raise unavailable() from None
     except (OperationError, MoneyError, DbError) as err:
         raise invalid(err) from None

@@ -19,19 +19,23 @@ def issue_command(*, customer_id: str, number: str, charges: str, currency_code:
     """The edge's raw values (decimal string, WHEN and due texts) validated with SPEC 2.1's
     messages. Raises InvalidCommand; nothing is recorded then."""
     if not number.strip():
-        raise InvalidCommand("invoice number must not be empty")
+        raise InvalidCommand("invoice number must not be empty", "number")
     try:
         new_charges = parse_amount(charges, currency(currency_code))
     except MoneyError as err:
-        raise InvalidCommand(str(err)) from None
+        raise InvalidCommand(str(err), "charges") from None
     try:
         issued_at = parse_when(issued, tz, "issue time")
     except ValueError as err:
-        raise InvalidCommand(str(err)) from None
+        raise InvalidCommand(str(err), "issued") from None
     try:
         overdue_at = overdue_instant(parse_due(due), tz)
+        # S too: a due date near the end of the calendar overflows once grace is added.
+        suspend_at = suspension_instant(overdue_at, policy)
     except ValueError as err:
-        raise InvalidCommand(f"due {due!r}: {err}") from None
+        raise InvalidCommand(f"due {due!r}: {err}", "due") from None
+    except OverflowError:
+        raise InvalidCommand(f"due {due!r} is out of range", "due") from None
     return IssueInvoice(customer_id=customer_id, number=number, new_charges=new_charges,
                         issued_at=issued_at, due_text=due.strip(), overdue_at=overdue_at,
-                        suspend_at=suspension_instant(overdue_at, policy), actor=actor)
+                        suspend_at=suspend_at, actor=actor)

@@ -19,7 +19,12 @@ from domain.ledger.payments import Actor
 
 
 class InvalidCommand(ValueError):
-    """A command refused before anything is recorded; the message is for the caller."""
+    """A command refused before anything is recorded; the message is for the caller,
+    ``field`` the input it is about (the API reports it there)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class _Stamped:
