@@ -23,6 +23,7 @@ from activities.notifications.mailer import SmtpConfig, SmtpMailer
 from activities.notifications.message import Sender
 from client.connect import ensure_search_attributes
 from db.pool import open_pool
+from domain.ids import effects_task_queue
 from settings import Settings, get_settings
 from workflows.collection.invoice import InvoiceWorkflow
 from workflows.collection.rerun import RerunWorkflow
@@ -46,8 +47,27 @@ class WorkerResources:
     mailer: SmtpMailer
 
 
+class Workers:
+    """The process's two workers, run together: one polls the workflows' task queue
+    (workflows, ledger transactions, invoice checks), the other the effects queue (mail
+    and provisioning) with slots of its own, so mail never delays a payment."""
+
+    def __init__(self, workflow: Worker, effects: Worker) -> None:
+        self.workflow = workflow
+        self.effects = effects
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Workers:
+        await self._stack.enter_async_context(self.workflow)
+        await self._stack.enter_async_context(self.effects)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+
 def build_worker(client: Client, task_queue: str, resources: WorkerResources,
-                 settings: Settings, **worker_options: object) -> Worker:
+                 settings: Settings, **worker_options: object) -> Workers:
     activities = build_activities(
         pool=resources.pool, mailer=resources.mailer, client=client, task_queue=task_queue,
         company=Sender.from_settings(settings), provisioning_url=settings.provisioning_url,
@@ -60,8 +80,11 @@ def build_worker(client: Client, task_queue: str, resources: WorkerResources,
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PURE_MODULES)),
         **worker_options,
     }
-    return Worker(client, task_queue=task_queue, workflows=list(WORKFLOWS),
-                  activities=activities, **options)  # type: ignore[arg-type]
+    workflow_worker = Worker(client, task_queue=task_queue, workflows=list(WORKFLOWS),
+                             activities=activities.workflow, **options)  # type: ignore[arg-type]
+    effects_worker = Worker(client, task_queue=effects_task_queue(task_queue),
+                            activities=activities.effects)
+    return Workers(workflow_worker, effects_worker)
 
 
 async def run_worker(settings: Settings | None = None, *,

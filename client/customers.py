@@ -9,11 +9,14 @@ attributes are not registered yet. Update ids come from ``domain.ids`` too.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from client.connect import registering
 from domain.ids import (
@@ -40,6 +43,8 @@ from workflows.ledger.payloads import (
     ReversalOutcome,
     ReversePayment,
 )
+
+T = TypeVar("T")
 
 
 class UpdateRefused(Exception):
@@ -108,11 +113,12 @@ async def reevaluate(client: Client, task_queue: str, command: Reevaluate, *,
     """Re-evaluate the customer for a re-run: one update per re-run and customer, so a
     retried activity gets the first answer. A refused update is raised as the SDK's
     WorkflowUpdateFailedError (the activity's retry policy decides)."""
-    return await registering(client, lambda: client.execute_update_with_start_workflow(
-        CustomerWorkflow.reevaluate, command,
-        start_workflow_operation=start_operation(command.customer_id, task_queue),
-        id=rerun_child_workflow_id(rerun_workflow_id, command.customer_id),
-    ))
+    return await _resent_if_aborted(lambda: registering(
+        client, lambda: client.execute_update_with_start_workflow(
+            CustomerWorkflow.reevaluate, command,
+            start_workflow_operation=start_operation(command.customer_id, task_queue),
+            id=rerun_child_workflow_id(rerun_workflow_id, command.customer_id),
+        )))
 
 
 async def wake_for_service_evaluation(client: Client, task_queue: str,
@@ -134,10 +140,35 @@ async def _update(client: Client, task_queue: str, update: Any, command: Any,
                   customer_id: str, update_id: str) -> Any:
     """Update-with-start of the customer's workflow; its refusal raised as UpdateRefused."""
     try:
-        return await registering(client, lambda: client.execute_update_with_start_workflow(
-            update, command,
-            start_workflow_operation=start_operation(customer_id, task_queue),
-            id=update_id,
-        ))
+        return await _resent_if_aborted(lambda: registering(
+            client, lambda: client.execute_update_with_start_workflow(
+                update, command,
+                start_workflow_operation=start_operation(customer_id, task_queue),
+                id=update_id,
+            )))
     except WorkflowUpdateFailedError as err:
         raise UpdateRefused(refusal_message(err)) from None
+
+
+# The server aborts an update that was handed to a workflow task which then failed (for
+# example: its completion was refused because a signal came in meanwhile, as happens when
+# the workflow continues as new). The update was never accepted; the caller is to send it
+# again, under the same id, so the ledger's token (domain.ids.transaction_token) answers a
+# transaction that did commit with its first result.
+_NOT_READY = b"WorkflowNotReadyFailure"
+ABORTED_UPDATE_RESENDS = 5
+
+
+def is_aborted_update(err: BaseException) -> bool:
+    return isinstance(err, RPCError) and _NOT_READY in err.raw_grpc_status
+
+
+async def _resent_if_aborted(attempt: Callable[[], Awaitable[T]]) -> T:
+    for resend in range(ABORTED_UPDATE_RESENDS):
+        try:
+            return await attempt()
+        except RPCError as err:
+            if not is_aborted_update(err):
+                raise
+            await asyncio.sleep(0.05 * 2 ** resend)
+    return await attempt()

@@ -48,11 +48,15 @@ def planned_steps(invoice: InvoiceRow, klass: ClassRow) -> list[PlannedStep]:
 
 async def start_invoice_workflow(client: Client, task_queue: str, invoice: InvoiceRow,
                                  klass: ClassRow, service_state: str,
-                                 steps: list[PlannedStep], *, reopen: bool = False) -> str:
+                                 steps: list[PlannedStep], *, reopen: bool = False,
+                                 eager: bool = False) -> str:
     """Start the invoice's workflow unless it exists; returns "started" or "already started".
 
     ``reopen``: the invoice's workflow ended (paid) and a reversal opened the invoice again;
     a new run of the same id takes over (mails already sent are not sent again: outbox).
+    ``eager``: the caller runs in a worker of ``task_queue`` with this very client (an
+    activity), so the server may hand the first workflow task back in the start's answer
+    instead of through the task queue.
     """
     workflow_id = invoice_workflow_id(invoice.customer_id, invoice.number)
     facts = InvoiceFacts(number=invoice.number, remaining=invoice.remaining,
@@ -69,6 +73,7 @@ async def start_invoice_workflow(client: Client, task_queue: str, invoice: Invoi
             ),
             id=workflow_id,
             task_queue=task_queue,
+            request_eager_start=eager,
             id_reuse_policy=(WorkflowIDReusePolicy.ALLOW_DUPLICATE if reopen
                              else WorkflowIDReusePolicy.REJECT_DUPLICATE),
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

@@ -62,3 +62,37 @@ def invoice_update_id(customer_id: str, number: str, delivery: str | None = None
 
 def assignment_update_id(processor: str, payment_id: str) -> str:
     return join("assign", processor, payment_id)
+
+
+# --- ledger transaction tokens -----------------------------------------------------------
+
+UPDATE_TRANSACTION = "update"
+
+
+def update_transaction_id(update_id: str, activity: str) -> str:
+    """The activity id of a ledger transaction run for an update: the update's id (which
+    the caller keeps across its retries) and the transaction's name (an update may run
+    several). Never one of the SDK's own activity ids, which are sequence numbers."""
+    return join(UPDATE_TRANSACTION, update_id, activity)
+
+
+def transaction_token(run_id: str, activity_id: str) -> str:
+    """The idempotency token a ledger transaction stores its result under.
+
+    A transaction run for an update is keyed by the update alone: the same delivery,
+    retried by its caller after a lost workflow task, even into the next run after a
+    continue-as-new, finds its first result. Any other transaction is keyed by its
+    activity within its run (a sequence number, fixed by the history)."""
+    if activity_id.startswith(UPDATE_TRANSACTION + ":"):
+        return activity_id
+    return f"{run_id}:{activity_id}"
+
+
+# --- task queues -----------------------------------------------------------------------
+
+
+def effects_task_queue(task_queue: str) -> str:
+    """Where mail and provisioning activities run: a queue of their own beside the
+    workflows' one, polled by its own worker (its own slots), so a backlog of mail never
+    waits in front of a ledger change or an invoice's check."""
+    return f"{task_queue}-effects"

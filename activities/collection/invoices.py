@@ -114,7 +114,7 @@ class InvoiceActivities:
         try:
             return await start_invoice_workflow(
                 self.client, self.task_queue, invoice, klass, service_state,
-                planned_steps(invoice, klass), reopen=reopen)
+                planned_steps(invoice, klass), reopen=reopen, eager=True)
         except (InvoiceWorkflowNotStarted, RuntimeError):
             metrics.WORKFLOW_START_FAILURES.inc()
             raise

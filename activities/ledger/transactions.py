@@ -2,8 +2,9 @@
 
 Each takes the operation's command (domain/ledger) as the customer's workflow stamped it
 and answers the transaction's outcome unchanged: the same two types in every layer. The
-token of every transaction is the activity's identity within its workflow run, so a retry
-after a committed first attempt returns the first attempt's result (db/ledger/tokens.py).
+token of every transaction (``domain.ids.transaction_token``: the update it ran for, else
+the activity within its run) makes a retry after a committed first attempt return the
+first attempt's result (db/ledger/tokens.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from db.errors import InvalidValue, UnknownCustomer, UnknownPayment
 from db.ledger import transactions as ledger
 from db.ledger.unmatched import assign_unmatched as assign
+from domain.ids import transaction_token
 from domain.ledger.commands import (
     AssignmentOutcome,
     AssignPayment,
@@ -60,7 +62,7 @@ def _refusals() -> Iterator[None]:
 
 def _token() -> str:
     info = activity.info()
-    return f"{info.workflow_run_id}:{info.activity_id}"
+    return transaction_token(info.workflow_run_id or "", info.activity_id)
 
 
 def _invalid(message: str) -> ApplicationError:

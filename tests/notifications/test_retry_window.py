@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
 from activities.notifications import outbox
 from activities.notifications.errors import TransientMailError
@@ -25,6 +24,7 @@ from operations.customers import add
 from operations.invoices import IssueRequest, issue_invoice
 from tests.notifications.test_outbox import draft
 from tests.support.stack import ADMIN, running_stack
+from tests.support.workers import workers
 from workflows import policies
 from workflows.notifications import notify
 from workflows.notifications.payloads import (
@@ -137,7 +137,7 @@ async def test_when_the_window_ends_the_activity_the_workflow_marks_the_mail(
 
     queue = f"expire-{uuid.uuid4().hex[:8]}"
     try:
-        async with Worker(temporal_env.client, task_queue=queue, workflows=[DeliverOne],
+        async with workers(temporal_env.client, task_queue=queue, workflows=[DeliverOne],
                           activities=[send_notification, mail.expire_notification]):
             handle = await temporal_env.client.start_workflow(
                 DeliverOne.run,

@@ -9,6 +9,7 @@ lists what a workflow run asked the server for (activities, signals), in order.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 
 from temporalio import activity, workflow
@@ -28,6 +29,8 @@ from workflows.notifications.payloads import (
     SendNotificationInput,
     SendNotificationResult,
 )
+
+LOCAL_ACTIVITY = "core_local_activity"  # the SDK's marker name for a local activity
 
 
 @workflow.defn(name="StubInvoice")
@@ -88,15 +91,21 @@ async def eventually(check, what: str) -> None:
 
 
 async def commands_in_history(handle: WorkflowHandle) -> list[str]:
-    """The activities this run scheduled (their names) and the signals it sent to other
+    """The activities this run scheduled or ran locally (their names) and the signals it sent to other
     workflows (``signal:<workflow id>``), in history order: what it did, not only what
     a fake happened to have recorded so far."""
     scheduled = "activity_task_scheduled_event_attributes"
     signalled = "signal_external_workflow_execution_initiated_event_attributes"
+    marker = "marker_recorded_event_attributes"
     done = []
     for event in (await handle.fetch_history()).events:
         if event.HasField(scheduled):
             done.append(getattr(event, scheduled).activity_type.name)
+        elif event.HasField(marker) and getattr(event, marker).marker_name == LOCAL_ACTIVITY:
+            # A local activity is recorded as a marker once it completed; its details
+            # hold the activity type as JSON.
+            (data,) = getattr(event, marker).details["data"].payloads
+            done.append(json.loads(data.data)["activity_type"])
         elif event.HasField(signalled):
             done.append(f"signal:{getattr(event, signalled).workflow_execution.workflow_id}")
     return done

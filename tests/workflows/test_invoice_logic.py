@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
-from temporalio.worker import Worker
 
 from domain import ids
 from domain.collection.schedule import Policy, plan_steps
 from domain.notifications import catalog
 from tests.support.histories import record_history
+from tests.support.workers import workers
 from workflows.collection.invoice import InvoiceWorkflow
 from workflows.collection.payloads import (
     CHECK_INVOICE,
@@ -112,7 +112,7 @@ async def run_timeline(client: Client, fake: FakeActivities, overdue_at: datetim
                        facts: InvoiceFacts, *, pay_at_end: bool = True) -> tuple[dict, str]:
     queue = fresh_queue()
     customer_id = f"c-{uuid.uuid4().hex[:8]}"
-    async with Worker(client, task_queue=queue, workflows=[InvoiceWorkflow],
+    async with workers(client, task_queue=queue, workflows=[InvoiceWorkflow],
                       activities=[fake.check_invoice, fake.reach_suspension,
                                   fake.send_notification]):
         handle = await start(client, queue, workflow_input(customer_id, overdue_at, facts))
@@ -184,7 +184,7 @@ async def test_paid_before_the_due_date_ends_without_balance_mail(temporal_env) 
     d = datetime.now(UTC).replace(microsecond=0) + timedelta(days=5)
     fake = FakeActivities(COLLECT)
     queue = fresh_queue()
-    async with Worker(temporal_env.client, task_queue=queue, workflows=[InvoiceWorkflow],
+    async with workers(temporal_env.client, task_queue=queue, workflows=[InvoiceWorkflow],
                       activities=[fake.check_invoice, fake.reach_suspension,
                                   fake.send_notification]):
         handle = await start(temporal_env.client, queue, workflow_input("c-early", d, COLLECT))
@@ -213,7 +213,7 @@ async def test_a_check_overtaken_by_a_payment_does_not_undo_it(temporal_env) -> 
 
     entered_late = datetime.now(UTC).replace(microsecond=0) - timedelta(days=4)
     queue = fresh_queue()
-    async with Worker(client, task_queue=queue, workflows=[InvoiceWorkflow],
+    async with workers(client, task_queue=queue, workflows=[InvoiceWorkflow],
                       activities=[check_read_before_the_payment, fake.reach_suspension,
                                   fake.send_notification], max_cached_workflows=0):
         handle = await start(client, queue, workflow_input("c-overtaken", entered_late,
@@ -246,7 +246,7 @@ async def test_checks_retried_through_an_outage_replay_with_signals_between(
 
     entered_late = datetime.now(UTC).replace(microsecond=0) - timedelta(days=4)
     queue = fresh_queue()
-    async with Worker(client, task_queue=queue, workflows=[InvoiceWorkflow],
+    async with workers(client, task_queue=queue, workflows=[InvoiceWorkflow],
                       activities=[check_while_down, fake.reach_suspension,
                                   fake.send_notification], max_cached_workflows=0):
         handle = await start(client, queue, workflow_input("c-outage", entered_late,

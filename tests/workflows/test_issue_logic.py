@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from client.customers import issue_invoice
 from domain import ids
 from domain.notifications import catalog
+from tests.support.workers import workers
 from tests.workflows.fakes import EffectActivities, StubInvoiceWorkflow, eventually
 from tests.workflows.test_customer_logic import JUNE_OPEN
 from workflows.collection.payloads import (
@@ -108,7 +108,7 @@ async def test_created_invoice_has_its_workflow_started_before_the_answer(tempor
     queue = f"issue-{uuid.uuid4().hex[:12]}"
     customer_id = f"c-{uuid.uuid4().hex[:8]}"
     fake = FakeLedger(issued("created", []), failing_starts=2)
-    async with Worker(client, task_queue=queue, workflows=[CustomerWorkflow],
+    async with workers(client, task_queue=queue, workflows=[CustomerWorkflow],
                       activities=fake.all()):
         result = await issue(client, queue, customer_id)
         again = await issue(client, queue, customer_id)  # the same command once more
@@ -128,7 +128,7 @@ async def test_conflict_is_an_answer_and_starts_nothing(temporal_env) -> None:
     queue = f"issue-{uuid.uuid4().hex[:12]}"
     customer_id = f"c-{uuid.uuid4().hex[:8]}"
     fake = FakeLedger(issued("conflict", [], conflict_fields=["new_charges"]))
-    async with Worker(client, task_queue=queue, workflows=[CustomerWorkflow],
+    async with workers(client, task_queue=queue, workflows=[CustomerWorkflow],
                       activities=fake.all()):
         result = await issue(client, queue, customer_id)
         await client.get_workflow_handle(ids.customer_workflow_id(customer_id)).terminate()
@@ -151,7 +151,7 @@ async def test_back_dated_invoice_signals_reopens_and_decides_the_service(tempor
         evaluation=ServiceOutcome(
             changed=[], transition=transition, service_state="suspended",
             service_before="active", balance=5000, class_name="Residential"))
-    async with Worker(client, task_queue=queue,
+    async with workers(client, task_queue=queue,
                       workflows=[CustomerWorkflow, StubInvoiceWorkflow],
                       activities=fake.all()):
         june = await client.start_workflow(

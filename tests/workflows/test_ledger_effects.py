@@ -18,11 +18,11 @@ import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
 from client import customers
 from domain import ids
 from domain.notifications import catalog
+from tests.support.workers import workers
 from tests.workflows.fakes import (
     EffectActivities,
     StubInvoiceWorkflow,
@@ -149,7 +149,7 @@ async def test_reversal_that_suspends_signals_provisions_and_mails(temporal_env)
         status="reversed", service_state="suspended", service_before="active", balance=2000,
         changed=[JUNE_COLLECT], transition=SUSPENDED, class_name="Residential")
     fake = FakeLedger(reversal=outcome)
-    async with Worker(client, task_queue=queue,
+    async with workers(client, task_queue=queue,
                       workflows=[CustomerWorkflow, StubInvoiceWorkflow],
                       activities=fake.all()):
         june = await start_stub(client, queue, customer_id, "JUNE")
@@ -204,7 +204,7 @@ async def test_assigned_payment_gets_its_receipt_already_assigned_gets_nothing(
     assigned = AssignmentOutcome(status="assigned", service_state="active", balance=0,
                                  payment_receipts=True, class_name="Residential")
     fake = FakeLedger(assignments={"u-1": already, "wire:42": assigned})
-    async with Worker(client, task_queue=queue, workflows=[CustomerWorkflow],
+    async with workers(client, task_queue=queue, workflows=[CustomerWorkflow],
                       activities=fake.all()):
         first = await customers.assign_payment(client, queue, AssignPayment(
             customer_id=customer_id, processor="bank", payment_id="u-1"))
@@ -240,7 +240,7 @@ async def test_assignment_that_resumes_service_without_receipts(temporal_env) ->
     assigned = AssignmentOutcome(status="assigned", service_state="active", balance=0,
                                  transition=RESUMED, payment_receipts=False)
     fake = FakeLedger(assignments={"u-2": assigned})
-    async with Worker(client, task_queue=queue, workflows=[CustomerWorkflow],
+    async with workers(client, task_queue=queue, workflows=[CustomerWorkflow],
                       activities=fake.all()):
         result = await customers.assign_payment(client, queue, AssignPayment(
             customer_id=customer_id, processor="bank", payment_id="u-2"))
@@ -276,7 +276,7 @@ async def test_dry_run_answers_the_changes_and_sets_nothing_in_motion(temporal_e
         service_before="active", service_after="suspended", balance=2000,
         changed=[JUNE_COLLECT], transition=SUSPENDED, class_name="Residential")
     fake = FakeLedger(reevaluation=would)
-    async with Worker(client, task_queue=queue,
+    async with workers(client, task_queue=queue,
                       workflows=[CustomerWorkflow, StubInvoiceWorkflow],
                       activities=fake.all()):
         june = await start_stub(client, queue, customer_id, "JUNE")
@@ -323,7 +323,7 @@ async def test_dry_run_leaves_the_published_service_state_alone(temporal_env) ->
         reevaluation=ReevaluationOutcome(
             customer_id=customer_id, dry_run=True, changes=[], service_before="active",
             service_after="suspended", balance=2000))
-    async with Worker(client, task_queue=queue, workflows=[CustomerWorkflow],
+    async with workers(client, task_queue=queue, workflows=[CustomerWorkflow],
                       activities=fake.all()):
         await customers.wake_for_service_evaluation(client, queue, EvaluateService(
             customer_id=customer_id, reason="test"))
@@ -360,7 +360,7 @@ async def test_evaluate_service_signal_provisions_and_mails(temporal_env,
     sent = EvaluateService(customer_id=customer_id,
                            reason="invoice JUNE reached its suspension time",
                            invoice_number="JUNE")
-    async with Worker(client, task_queue=queue, workflows=[CustomerWorkflow],
+    async with workers(client, task_queue=queue, workflows=[CustomerWorkflow],
                       activities=fake.all()):
         await customers.wake_for_service_evaluation(client, queue, sent)
 
@@ -392,7 +392,7 @@ async def test_evaluate_service_signal_for_another_customer_is_ignored(temporal_
     queue, customer_id = fresh()
     fake = FakeLedger(service=ServiceOutcome(service_state="active", service_before="active",
                                              balance=0))
-    async with Worker(client, task_queue=queue, workflows=[CustomerWorkflow],
+    async with workers(client, task_queue=queue, workflows=[CustomerWorkflow],
                       activities=fake.all()):
         await customers.wake_for_service_evaluation(client, queue, EvaluateService(
             customer_id=customer_id, reason="first"))
@@ -441,7 +441,7 @@ async def test_command_for_another_customer_is_refused_before_any_activity(
     other = f"{customer_id}-other"
     method, command = _for(other)[update]
     fake = FakeLedger()
-    async with Worker(client, task_queue=queue, workflows=[CustomerWorkflow],
+    async with workers(client, task_queue=queue, workflows=[CustomerWorkflow],
                       activities=fake.all()):
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await client.execute_update_with_start_workflow(
@@ -466,7 +466,7 @@ async def test_payment_signal_for_another_customer_is_ignored(temporal_env) -> N
     queue, customer_id = fresh()
     fake = FakeLedger(service=ServiceOutcome(service_state="active", service_before="active",
                                              balance=0))
-    async with Worker(client, task_queue=queue, workflows=[CustomerWorkflow],
+    async with workers(client, task_queue=queue, workflows=[CustomerWorkflow],
                       activities=fake.all()):
         await customers.wake_for_service_evaluation(client, queue, EvaluateService(
             customer_id=customer_id, reason="first"))

@@ -18,7 +18,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.ids import invoice_workflow_id
+    from domain.ids import invoice_workflow_id, update_transaction_id
 
     # Imported here by name, not only through the payload modules: the sandbox resolves a
     # payload's type hints in the modules it was told of.
@@ -72,7 +72,7 @@ with workflow.unsafe.imports_passed_through():
         Followup,
         PostPaymentInput,
     )
-    from workflows.notifications.notify import deliver
+    from workflows.notifications.notify import deliver, effects_queue
     from workflows.notifications.payloads import SendNotificationInput
 
 T = TypeVar("T")
@@ -82,6 +82,12 @@ LedgerOutcome = (PaymentOutcome | IssueOutcome | ReversalOutcome | AssignmentOut
 
 # Patch ids: a change of commands that running histories must still replay past.
 DRY_RUN_KEEPS_PUBLISHED_STATE = "dry-run-keeps-published-state"
+# Ledger transactions (and the start of an issued invoice's workflow) run as local
+# activities: the caller's update completes in the workflow task that accepted it, with no
+# activity task round trip through the server (issue 11; histories before it replay the
+# regular activities).
+LOCAL_LEDGER = "ledger-as-local-activity"
+EFFECTS_AT_ONCE = "effects-of-an-outcome-at-once"
 
 
 @workflow.defn
@@ -119,7 +125,7 @@ class CustomerWorkflow:
                 self._follow(outcome)
         if outcome.status == "conflict":
             return outcome
-        started = await self._activity(
+        started = await self._transaction(
             START_INVOICE_WORKFLOW,
             StartInvoiceWorkflowInput(self.entity.customer_id, command.number),
             StartInvoiceWorkflowResult)
@@ -301,17 +307,25 @@ class CustomerWorkflow:
     async def _ledger(self, activity: str, reason: str, command: Any,
                       outcome_type: type[OutcomeT], *, publish: bool = True) -> OutcomeT:
         self.entity.last_operation = f"{activity}: {reason}"
-        outcome = await self._activity(activity, command, outcome_type)
+        outcome = await self._transaction(activity, command, outcome_type)
         if publish:
             self._publish(outcome)
         return outcome
 
-    async def _activity(self, activity: str, arg: Any, result_type: type[T]) -> T:
+    async def _transaction(self, activity: str, arg: Any, result_type: type[T]) -> T:
+        """One short database transaction, idempotent by its activity's token."""
         try:
-            return await workflow.execute_activity(
+            if not workflow.patched(LOCAL_LEDGER):
+                return await workflow.execute_activity(
+                    activity, arg, result_type=result_type,
+                    start_to_close_timeout=policies.LEDGER_TIMEOUT,
+                    retry_policy=policies.LEDGER_RETRY,
+                )
+            return await workflow.execute_local_activity(
                 activity, arg, result_type=result_type,
                 start_to_close_timeout=policies.LEDGER_TIMEOUT,
                 retry_policy=policies.LEDGER_RETRY,
+                activity_id=self._transaction_id(activity),
             )
         except ActivityError as err:
             cause = err.cause
@@ -320,6 +334,19 @@ class CustomerWorkflow:
                 raise ApplicationError(cause.message, type=cause.type,
                                        non_retryable=True) from None
             raise
+
+    @staticmethod
+    def _transaction_id(activity: str) -> str | None:
+        """The activity id, and so the ledger token, of a transaction run for an update:
+        the update's own id. A local activity's result enters history only with the
+        workflow task that ran it. If that task is lost (a worker crash; or the server
+        refused its completion because a signal came in), the update is handed again, or
+        retried by its caller, possibly after other work or in the next run: a sequence
+        number could differ there and the committed payment would answer "duplicate".
+        The update id does not change, so the retry finds the first result. Queued
+        operations (signals) are in history already: the SDK's sequence id is stable."""
+        update = workflow.current_update_info()
+        return None if update is None else update_transaction_id(update.id, activity)
 
     def _follow(self, result: LedgerOutcome, *,
                 receipt_key: str | None = None, processor: str | None = None,
@@ -331,7 +358,14 @@ class CustomerWorkflow:
             self.entity.followups.append(followup)
 
     async def _carry_out(self, followup: Followup) -> None:
-        for effect in effects_of(self.entity.customer_id, followup):
+        """One outcome's effects, all at once: its signals, provisioning and mails go out
+        in one workflow task (they do not depend on each other). Outcomes still follow
+        one another: a suspension's provisioning is done before a resumption's starts."""
+        effects = effects_of(self.entity.customer_id, followup)
+        if workflow.patched(EFFECTS_AT_ONCE):
+            await asyncio.gather(*(self._do(effect) for effect in effects))
+            return
+        for effect in effects:  # histories recorded before: one effect after the other
             await self._do(effect)
 
     async def _do(self, effect: Effect) -> None:
@@ -361,6 +395,7 @@ class CustomerWorkflow:
                 ApplyServiceStateInput(customer_id, transition.state, transition.causes,
                                        transition.event_id),
                 result_type=ApplyServiceStateResult,
+                task_queue=effects_queue(),
                 start_to_close_timeout=policies.PROVISIONING_TIMEOUT,
                 retry_policy=policies.PROVISIONING_RETRY,
             )

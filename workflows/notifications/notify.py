@@ -7,6 +7,7 @@ from temporalio.exceptions import ActivityError, RetryState
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.ids import effects_task_queue
     from workflows import policies
     from workflows.notifications.payloads import (
         EXPIRE_NOTIFICATION,
@@ -20,6 +21,15 @@ with workflow.unsafe.imports_passed_through():
 # Versioning marker of the retry-window fallback: histories recorded before it replay
 # without the extra activity.
 EXPIRE_PATCH = "expire-notifications"
+# Mail and provisioning on their own task queue (issue 11); histories recorded before it
+# scheduled them on the workflow's own queue.
+EFFECTS_QUEUE_PATCH = "effects-task-queue"
+
+
+def effects_queue() -> str:
+    """The task queue of this workflow's mail and provisioning activities."""
+    queue = workflow.info().task_queue
+    return effects_task_queue(queue) if workflow.patched(EFFECTS_QUEUE_PATCH) else queue
 
 
 async def deliver(notification: SendNotificationInput) -> None:
@@ -35,6 +45,7 @@ async def deliver(notification: SendNotificationInput) -> None:
             SEND_NOTIFICATION,
             notification,
             result_type=SendNotificationResult,
+            task_queue=effects_queue(),
             start_to_close_timeout=policies.MAIL_TIMEOUT,
             schedule_to_close_timeout=policies.MAIL_SCHEDULE_TO_CLOSE,
             retry_policy=policies.MAIL_RETRY,
@@ -64,6 +75,7 @@ async def _expire(notification: SendNotificationInput, err: ActivityError) -> No
             ExpireNotificationInput(key=notification.key, kind=notification.kind,
                                     reason=reason),
             result_type=ExpireNotificationResult,
+            task_queue=effects_queue(),
             start_to_close_timeout=policies.LEDGER_TIMEOUT,
             retry_policy=policies.LEDGER_RETRY,
         )
