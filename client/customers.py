@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any, TypeVar
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
@@ -113,12 +114,9 @@ async def reevaluate(client: Client, task_queue: str, command: Reevaluate, *,
     """Re-evaluate the customer for a re-run: one update per re-run and customer, so a
     retried activity gets the first answer. A refused update is raised as the SDK's
     WorkflowUpdateFailedError (the activity's retry policy decides)."""
-    return await _resent_if_aborted(lambda: registering(
-        client, lambda: client.execute_update_with_start_workflow(
-            CustomerWorkflow.reevaluate, command,
-            start_workflow_operation=start_operation(command.customer_id, task_queue),
-            id=rerun_child_workflow_id(rerun_workflow_id, command.customer_id),
-        )))
+    return await _update_with_start(
+        client, task_queue, CustomerWorkflow.reevaluate, command, command.customer_id,
+        rerun_child_workflow_id(rerun_workflow_id, command.customer_id))
 
 
 async def wake_for_service_evaluation(client: Client, task_queue: str,
@@ -140,14 +138,32 @@ async def _update(client: Client, task_queue: str, update: Any, command: Any,
                   customer_id: str, update_id: str) -> Any:
     """Update-with-start of the customer's workflow; its refusal raised as UpdateRefused."""
     try:
-        return await _resent_if_aborted(lambda: registering(
-            client, lambda: client.execute_update_with_start_workflow(
-                update, command,
-                start_workflow_operation=start_operation(customer_id, task_queue),
-                id=update_id,
-            )))
+        return await _update_with_start(client, task_queue, update, command, customer_id,
+                                        update_id)
     except WorkflowUpdateFailedError as err:
         raise UpdateRefused(refusal_message(err)) from None
+
+
+async def _update_with_start(client: Client, task_queue: str, update: Any, command: Any,
+                             customer_id: str, update_id: str) -> Any:
+    """The update, with the customer's workflow started unless it runs: sent again if
+    the server aborted it, or refused the start for an unregistered search attribute."""
+    operations: list[WithStartWorkflowOperation] = []
+
+    def send() -> Awaitable[Any]:
+        operation = start_operation(customer_id, task_queue)  # single use: one per send
+        operations.append(operation)
+        return client.execute_update_with_start_workflow(
+            update, command, start_workflow_operation=operation, id=update_id)
+
+    try:
+        return await _resent_if_aborted(lambda: registering(client, send))
+    finally:
+        for operation in operations:
+            # A send that failed left its error on its start operation too; take it, so
+            # it is not reported as never retrieved (bounded: every send settles it).
+            with suppress(Exception):
+                await asyncio.wait_for(operation.workflow_handle(), 1)
 
 
 # The server aborts an update that was handed to a workflow task which then failed (for

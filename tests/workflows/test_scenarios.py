@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
 from db.customers import NewCustomer
 from domain.ids import customer_workflow_id, invoice_workflow_id, payment_update_id
 from operations.classes import ClassChange, set_class
+from operations.context import Context
 from operations.customers import add
 from operations.invoices import IssueRequest, issue_invoice
 from operations.payments import PaymentRequest, post_payment, reverse_payment
@@ -304,3 +306,38 @@ async def test_back_dated_invoice_reopens_a_paid_one_and_its_lifecycle(stack: St
     events = await stack.query_rows(
         "SELECT causes FROM service_events WHERE customer_id = %s", "c-back")
     assert events == [(["B-2"],)]
+
+
+async def test_concurrent_payments_across_continue_as_new_are_each_accepted_once(
+    stack: Stack
+) -> None:
+    """40 deliveries at once to a customer whose workflow continues as new every 30
+    events: each is answered "accepted" exactly once (a workflow task whose completion the
+    server refuses loses its local transactions' markers; the retry under the same update
+    id finds the stored result, never "duplicate") and the ledger holds each once."""
+    await customer(stack, "c-many", threshold="0")
+    handle = await stack.client.start_workflow(
+        CustomerWorkflow.run, CustomerWorkflowInput(customer_id="c-many", max_history_events=30),
+        id=customer_workflow_id("c-many"), task_queue=stack.settings.task_queue)
+    await issue(stack, "c-many", "R-1", "100.00", NOW - timedelta(days=1), NOW + timedelta(days=30))
+
+    async def one(n: int) -> str:
+        async with await psycopg.AsyncConnection.connect(stack.settings.database_url,
+                                                         autocommit=True) as conn:
+            result = await post_payment(
+                Context(stack.settings, conn, stack.client), PaymentRequest(
+                    processor="card", payment_id=f"r{n}", customer_id="c-many",
+                    amount="1.00", currency="USD", received_at=None), None)
+        return str(result["status"])
+
+    answers = await asyncio.gather(*(one(n) for n in range(40)))
+    assert answers == ["accepted"] * 40
+
+    async def continued() -> bool:
+        return (await handle.describe()).run_id != handle.result_run_id
+
+    await stack.wait_for(continued, what="continue-as-new")
+    assert (await invoices(stack, "c-many"))["R-1"]["remaining"] == "60.00"
+    count = await stack.query_rows(
+        "SELECT count(*) FROM payments WHERE customer_id = %s", "c-many")
+    assert count == [(40,)]
