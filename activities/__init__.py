@@ -45,6 +45,6 @@ def build_activities(*, pool: AsyncConnectionPool, mailer: Mailer, client: Clien
             invoices.reach_suspension,
             reruns.list_customers_page, reruns.reevaluate_via_customer_workflow,
         ],
-        effects=[mail.send_notification, mail.expire_notification,
+        effects=[mail.send_notification, mail.send_notifications, mail.expire_notification,
                  provisioning.apply_service_state],
     )

@@ -33,10 +33,13 @@ from workflows import policies
 from workflows.notifications.payloads import (
     EXPIRE_NOTIFICATION,
     SEND_NOTIFICATION,
+    SEND_NOTIFICATIONS,
     ExpireNotificationInput,
     ExpireNotificationResult,
     SendNotificationInput,
     SendNotificationResult,
+    SendNotificationsInput,
+    SendNotificationsResult,
 )
 
 
@@ -50,6 +53,38 @@ class MailActivities:
 
     @activity.defn(name=SEND_NOTIFICATION)
     async def send_notification(self, input: SendNotificationInput) -> SendNotificationResult:
+        try:
+            return await self._send(input)
+        except TransientMailError as err:
+            raise ApplicationError(f"SMTP not available: {err}", type="TransientMailError") \
+                from None
+
+    @activity.defn(name=SEND_NOTIFICATIONS)
+    async def send_notifications(self, input: SendNotificationsInput
+                                 ) -> SendNotificationsResult:
+        """Each mail as ``send_notification`` would send it, one after the other; one
+        that cannot be sent for good is answered ``failed`` and does not stop the others.
+        If any is held up by a transient failure, the attempt fails after trying all of
+        them, and the retry delivers only what is not settled yet (the outbox)."""
+        results: list[SendNotificationResult] = []
+        transient: TransientMailError | None = None
+        for notification in input.notifications:
+            try:
+                results.append(await self._send(notification))
+            except TransientMailError as err:
+                transient = err
+            except ApplicationError as err:
+                results.append(SendNotificationResult(key=notification.key, status="failed",
+                                                      error=err.message))
+        if transient is not None:
+            raise ApplicationError(f"SMTP not available: {transient}",
+                                   type="TransientMailError") from None
+        return SendNotificationsResult(results=results)
+
+    async def _send(self, input: SendNotificationInput) -> SendNotificationResult:
+        """Record (first attempt) and deliver one mail. A permanent failure, bad data or
+        the end of the retry window raise a non-retryable ApplicationError (the mail is
+        then ``failed``); a transient one raises TransientMailError."""
         async with self.pool.connection() as conn:
             existing = await outbox.get(conn, input.key)
             done = outbox.settled(existing) if existing is not None else None
@@ -81,8 +116,7 @@ class MailActivities:
                 raise ApplicationError(f"retry window ended: {err}",
                                        type=policies.PERMANENT_MAIL, non_retryable=True) \
                     from None
-            raise ApplicationError(f"SMTP not available: {err}", type="TransientMailError") \
-                from None
+            raise
         if result.status in ("sent", "unknown"):
             metrics.NOTIFICATIONS.labels(input.kind, result.status).inc()
         return SendNotificationResult(key=input.key, status=result.status,

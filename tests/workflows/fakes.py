@@ -26,8 +26,11 @@ from workflows.collection.payloads import (
 )
 from workflows.notifications.payloads import (
     SEND_NOTIFICATION,
+    SEND_NOTIFICATIONS,
     SendNotificationInput,
     SendNotificationResult,
+    SendNotificationsInput,
+    SendNotificationsResult,
 )
 
 LOCAL_ACTIVITY = "core_local_activity"  # the SDK's marker name for a local activity
@@ -78,8 +81,16 @@ class EffectActivities:
         self.mails.append(input)
         return SendNotificationResult(key=input.key, status="sent")
 
+    @activity.defn(name=SEND_NOTIFICATIONS)
+    async def send_notifications(self, input: SendNotificationsInput
+                                 ) -> SendNotificationsResult:
+        self.mails.extend(input.notifications)
+        return SendNotificationsResult(results=[
+            SendNotificationResult(key=n.key, status="sent") for n in input.notifications])
+
     def effects(self) -> list:
-        return [self.apply_service_state, self.reopen_invoice, self.send_notification]
+        return [self.apply_service_state, self.reopen_invoice, self.send_notification,
+                self.send_notifications]
 
 
 async def eventually(check, what: str) -> None:

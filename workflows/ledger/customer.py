@@ -72,7 +72,7 @@ with workflow.unsafe.imports_passed_through():
         Followup,
         PostPaymentInput,
     )
-    from workflows.notifications.notify import deliver, effects_queue
+    from workflows.notifications.notify import deliver_together, effects_queue
     from workflows.notifications.payloads import SendNotificationInput
 
 T = TypeVar("T")
@@ -99,7 +99,7 @@ class CustomerWorkflow:
         self.lock = asyncio.Lock()
         # The mails this run started, with their tasks: those still running at
         # continue-as-new go to the next run in ``entity.mails``.
-        self.sending: list[tuple[asyncio.Task[None], SendNotificationInput]] = []
+        self.sending: list[tuple[asyncio.Task[None], list[SendNotificationInput]]] = []
 
     # --- updates: the caller waits for the committed transaction -----------------------
 
@@ -224,7 +224,7 @@ class CustomerWorkflow:
     async def run(self, input: CustomerWorkflowInput) -> None:
         workflow.upsert_search_attributes([sa.CUSTOMER_ID.value_set(self.entity.customer_id)])
         for notification in self.entity.mails:
-            self._send(notification)  # the outbox keeps them to one delivery each
+            self._send([notification])  # the outbox keeps them to one delivery each
         while True:
             await workflow.wait_condition(
                 lambda: bool(self.entity.queue or self.entity.followups) or self._history_is_long()
@@ -238,7 +238,8 @@ class CustomerWorkflow:
         # Let running updates finish, then hand over what they queued and the mails still
         # in flight (a mail retrying for days must not hold up this customer's payments).
         await workflow.wait_condition(workflow.all_handlers_finished)
-        self.entity.mails = [n for task, n in self.sending if not task.done()]
+        self.entity.mails = [n for task, batch in self.sending if not task.done()
+                             for n in batch]
         workflow.continue_as_new(
             CustomerWorkflowInput(self.entity.customer_id, state=self.entity)
         )
@@ -359,14 +360,19 @@ class CustomerWorkflow:
 
     async def _carry_out(self, followup: Followup) -> None:
         """One outcome's effects, all at once: its signals, provisioning and mails go out
-        in one workflow task (they do not depend on each other). Outcomes still follow
-        one another: a suspension's provisioning is done before a resumption's starts."""
+        in one workflow task (they do not depend on each other), its mails in one
+        activity. Outcomes still follow one another: a suspension's provisioning is done
+        before a resumption's starts."""
         effects = effects_of(self.entity.customer_id, followup)
-        if workflow.patched(EFFECTS_AT_ONCE):
-            await asyncio.gather(*(self._do(effect) for effect in effects))
+        if not workflow.patched(EFFECTS_AT_ONCE):
+            for effect in effects:  # histories recorded before: one after the other
+                await self._do(effect)
             return
-        for effect in effects:  # histories recorded before: one effect after the other
-            await self._do(effect)
+        others = asyncio.gather(*(self._do(e) for e in effects if not isinstance(e, SendMail)))
+        mails = [self._notification(e) for e in effects if isinstance(e, SendMail)]
+        if mails:
+            self._send(mails)
+        await others
 
     async def _do(self, effect: Effect) -> None:
         customer_id = self.entity.customer_id
@@ -400,17 +406,22 @@ class CustomerWorkflow:
                 retry_policy=policies.PROVISIONING_RETRY,
             )
         elif isinstance(effect, SendMail):
-            self._send(SendNotificationInput(
-                key=effect.key, kind=effect.kind, customer_id=customer_id,
-                invoice_number=effect.invoice_number,
-                service_event_id=effect.service_event_id, processor=effect.processor,
-                payment_id=effect.payment_id, payment_ref=effect.payment_ref,
-                at=workflow.now(),
-            ))
+            self._send([self._notification(effect)])
 
-    def _send(self, notification: SendNotificationInput) -> None:
-        self.sending = [(t, n) for t, n in self.sending if not t.done()]
-        self.sending.append((asyncio.create_task(deliver(notification)), notification))
+    def _notification(self, mail: SendMail) -> SendNotificationInput:
+        return SendNotificationInput(
+            key=mail.key, kind=mail.kind, customer_id=self.entity.customer_id,
+            invoice_number=mail.invoice_number, service_event_id=mail.service_event_id,
+            processor=mail.processor, payment_id=mail.payment_id,
+            payment_ref=mail.payment_ref, at=workflow.now(),
+        )
+
+    def _send(self, notifications: list[SendNotificationInput]) -> None:
+        """Start the delivery of mails that go together (one outcome's); the main loop
+        does not wait for it (SPEC 2.6: mail never blocks a lifecycle)."""
+        self.sending = [(t, batch) for t, batch in self.sending if not t.done()]
+        self.sending.append((asyncio.create_task(deliver_together(notifications)),
+                             notifications))
 
     def _publish(self, result: LedgerOutcome) -> None:
         self.entity.service_state = result.service_state

@@ -12,10 +12,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notifications.payloads import (
         EXPIRE_NOTIFICATION,
         SEND_NOTIFICATION,
+        SEND_NOTIFICATIONS,
         ExpireNotificationInput,
         ExpireNotificationResult,
         SendNotificationInput,
         SendNotificationResult,
+        SendNotificationsInput,
+        SendNotificationsResult,
     )
 
 # Versioning marker of the retry-window fallback: histories recorded before it replay
@@ -56,6 +59,31 @@ async def deliver(notification: SendNotificationInput) -> None:
         workflow.logger.warning(f"notification {notification.key} not delivered: {err}")
         if _window_ended(err) and workflow.patched(EXPIRE_PATCH):
             await _expire(notification, err)
+
+
+async def deliver_together(notifications: list[SendNotificationInput]) -> None:
+    """Several mails of one outcome in one activity (one task round trip, not one each),
+    each still settled on its own in the outbox; a single mail goes as ``deliver`` sends
+    it. Never fatal, like ``deliver``."""
+    if len(notifications) == 1:
+        await deliver(notifications[0])
+        return
+    try:
+        await workflow.execute_activity(
+            SEND_NOTIFICATIONS,
+            SendNotificationsInput(notifications=notifications),
+            result_type=SendNotificationsResult,
+            task_queue=effects_queue(),
+            start_to_close_timeout=policies.MAIL_TIMEOUT,
+            schedule_to_close_timeout=policies.MAIL_SCHEDULE_TO_CLOSE,
+            retry_policy=policies.MAIL_RETRY,
+        )
+    except ActivityError as err:
+        keys = ", ".join(n.key for n in notifications)
+        workflow.logger.warning(f"notifications {keys} not all delivered: {err}")
+        if _window_ended(err):
+            for notification in notifications:
+                await _expire(notification, err)
 
 
 def _window_ended(err: ActivityError) -> bool:

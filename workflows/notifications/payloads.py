@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 SEND_NOTIFICATION = "send_notification"
+SEND_NOTIFICATIONS = "send_notifications"
 EXPIRE_NOTIFICATION = "expire_notification"
 
 
@@ -33,6 +34,19 @@ class SendNotificationResult:
     status: str  # "sent" | "already_sent" | "failed" | "unknown"
     message_id: str | None = None
     error: str | None = None
+
+
+@dataclass
+class SendNotificationsInput:
+    """The mails of one outcome (a resumption and its payment's receipt), in one activity:
+    each still at most once by its own key."""
+
+    notifications: list[SendNotificationInput]
+
+
+@dataclass
+class SendNotificationsResult:
+    results: list[SendNotificationResult]
 
 
 @dataclass
