@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -129,8 +129,20 @@ def render(kind: str, language: str, context: Mapping[str, str]) -> Rendered:
     missing = CONTEXT_VARIABLES - context.keys()
     if missing:
         raise ValueError(f"notification context is missing {sorted(missing)}")
+    items = tuple(sorted(context.items()))
+    try:
+        return _render(kind, language, items)
+    except TypeError:  # a value that cannot be a cache key: render it uncached
+        return _render.__wrapped__(kind, language, items)
+
+
+@lru_cache(maxsize=256)
+def _render(kind: str, language: str, items: tuple[tuple[str, str], ...]) -> Rendered:
+    """Rendering is a pure function of the templates and the context, and a mail is
+    rendered twice in the same activity: when it is recorded (for its subject) and when
+    it is sent. The second one is a cache hit."""
     env = environment()
-    values = dict(context)
+    values = dict(items)
     subject = env.get_template(template_name(kind, language, "subject.txt")).render(values)
     text = env.get_template(template_name(kind, language, "txt")).render(values)
     html = env.get_template(template_name(kind, language, "html")).render(values)
