@@ -93,8 +93,10 @@ def needs_followup(followup: Followup) -> bool:
 
 
 def effects_of(customer_id: str, followup: Followup) -> tuple[Effect, ...]:
-    """Every effect of one outcome, in the order they must happen: the invoices hear of
-    their facts first, then the service change and its mail, then the payment receipt."""
+    """Every effect of one outcome, in the order they are issued: the invoices hear of
+    their facts first, then the service change and its mail, then the payment receipt.
+    The customer's workflow issues them in one workflow task, the mails in one activity;
+    none waits for another, and the next outcome's wait for all of these."""
     effects: list[Effect] = [
         SignalInvoice(facts=facts, service_state=followup.service_state,
                       reopen_if_ended=not facts.paid)
