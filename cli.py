@@ -166,26 +166,62 @@ def class_set(
     warning: Annotated[str | None, typer.Option(help="e.g. 1d")] = None,
     payment_receipts: Annotated[bool | None, typer.Option(
         "--payment-receipts/--no-payment-receipts")] = None,
+    late_fee: Annotated[str | None, typer.Option(
+        help="Fixed, e.g. 5.00 (class currency), or of the remaining amount, e.g. 2%; "
+             "'none' removes it.")] = None,
+    late_fee_after: Annotated[str | None, typer.Option(
+        help="Charged this long after D, e.g. 5d (default 0d).")] = None,
+    terminate_after: Annotated[str | None, typer.Option(
+        help="Terminate after this long suspended without a break, e.g. 30d; "
+             "'none': never.")] = None,
+    working_days: Annotated[str | None, typer.Option(
+        help="e.g. mon-fri or mon,wed,fri (default every day).")] = None,
+    working_hours: Annotated[str | None, typer.Option(
+        help="e.g. 09:00-18:00 (default 00:00-24:00).")] = None,
+    holiday: Annotated[list[str] | None, typer.Option(
+        help="A holiday, e.g. 2026-12-25; repeat it for more. Holidays given (with "
+             "--holidays-file) replace the class's.")] = None,
+    holidays_file: Annotated[str | None, typer.Option(
+        help="A CSV whose first column is a date per holiday (a header row is fine).")] = None,
     actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Create or change a customer class (options not given keep their value)."""
     from operations.classes import ClassChange, class_document, set_class
 
+    holidays_csv = None
+    if holidays_file is not None:
+        try:
+            with open(holidays_file, encoding="utf-8-sig") as file:
+                holidays_csv = file.read()
+        except (OSError, UnicodeDecodeError) as err:
+            _fail(f"--holidays-file: cannot read {holidays_file}: "
+                  f"{getattr(err, 'strerror', None) or err}")
     change = ClassChange(name=name, currency=currency, threshold=threshold,
                          from_address=from_address, from_name=from_name, reply_to=reply_to,
                          language=language, timezone=timezone, reminders=reminders,
-                         grace=grace, warning=warning, payment_receipts=payment_receipts)
+                         grace=grace, warning=warning, payment_receipts=payment_receipts,
+                         late_fee=late_fee, late_fee_after=late_fee_after,
+                         terminate_after=terminate_after, working_days=working_days,
+                         working_hours=working_hours,
+                         holidays=tuple(holiday) if holiday else None,
+                         holidays_csv=holidays_csv)
     result = _run(lambda ctx: set_class(ctx, change, _audit(actor, reason)))
     doc = {"status": result.status, "class": class_document(result.after)}
     _print(doc, as_json, lambda d: f"class {name}: {d['status']}")
 
 
 @class_app.command("show")
-def class_show(name: str, as_json: JsonOpt = False) -> None:
-    """Show a class."""
-    from operations.classes import show_class
+def class_show(
+    name: str,
+    due: Annotated[str | None, typer.Option(
+        help="Due date of the sample invoice whose timeline is shown (default: two weeks "
+             "from today).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a class and its whole policy as the timeline of a sample invoice."""
+    from operations.classes import class_text, show_class
 
-    _print(_run(lambda ctx: show_class(ctx, name)), as_json)
+    _print(_run(lambda ctx: show_class(ctx, name, due)), as_json, class_text)
 
 
 @customer_app.command("add")
