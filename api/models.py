@@ -132,6 +132,13 @@ class ReversalOut(BaseModel):
 
 
 # ----------------------------------------------------------------------------- customers
+class SuspensionMoved(BaseModel):
+    from_: str = Field(alias="from", description="S = D + grace, ISO 8601 instant, UTC")
+    why: str
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
 class InvoiceStatus(BaseModel):
     number: str
     issued_at: str = Field(description="ISO 8601 instant, UTC")
@@ -141,6 +148,11 @@ class InvoiceStatus(BaseModel):
     collection_status: Literal["collect", "do_not_collect"]
     payment_status: Literal["unpaid", "partially_paid", "paid"]
     overdue: bool
+    suspension_at: str | None = Field(
+        default=None, description="ISO 8601 instant, UTC: when the suspension happens (S', "
+                                  "SPEC 2.10: S = D + grace moved by working time)")
+    suspension_moved: SuspensionMoved | None = Field(
+        default=None, description="S and why, when working time moved the suspension")
 
 
 class CustomerStatus(BaseModel):

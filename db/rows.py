@@ -97,6 +97,9 @@ class InvoiceRow:
     updated_at: datetime
     # Set by the invoice's workflow when its timer for S fires (db/collection/invoices.py, 002).
     suspension_reached_at: datetime | None = None
+    # 007: S and why, when working time moved the suspension to suspend_at (S').
+    suspension_moved_from: datetime | None = None
+    suspension_moved_why: str | None = None
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ class PendingInvoice:
     overdue_at: datetime
     suspend_at: datetime
     new_charges: int
+    suspension_moved_from: datetime | None = None
+    suspension_moved_why: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,18 +220,21 @@ async def _insert_invoice(conn: AsyncConnection, customer_id: str, pending: Pend
         """
         INSERT INTO invoices (customer_id, number, issued_at, due_text, overdue_at, suspend_at,
                               new_charges, previous_balance, amount_due, open_amount, remaining,
-                              received, collection_status, payment_status)
+                              received, collection_status, payment_status,
+                              suspension_moved_from, suspension_moved_why)
         VALUES (%(customer_id)s, %(number)s, %(issued_at)s, %(due_text)s, %(overdue_at)s,
                 %(suspend_at)s, %(new_charges)s, %(previous_balance)s, %(amount_due)s,
                 %(open_amount)s, %(remaining)s, %(received)s, %(collection_status)s,
-                %(payment_status)s)
+                %(payment_status)s, %(suspension_moved_from)s, %(suspension_moved_why)s)
         RETURNING {}
         """
     ).format(columns(InvoiceRow))
     params = {
         "customer_id": customer_id, "number": pending.number, "issued_at": pending.issued_at,
         "due_text": pending.due_text, "overdue_at": pending.overdue_at,
-        "suspend_at": pending.suspend_at, "new_charges": pending.new_charges, **derived,
+        "suspend_at": pending.suspend_at, "new_charges": pending.new_charges,
+        "suspension_moved_from": pending.suspension_moved_from,
+        "suspension_moved_why": pending.suspension_moved_why, **derived,
     }
     async with conn.cursor(row_factory=class_row(InvoiceRow)) as cur:
         await cur.execute(query, params)

@@ -143,7 +143,8 @@ async def issue_invoice(conn: AsyncConnection, cmd: IssueInvoice, *,
                 balance=customer.balance, service_state=customer.service_state)
         else:
             pending = PendingInvoice(cmd.number, cmd.issued_at, cmd.due_text, cmd.overdue_at,
-                                     cmd.suspend_at, cmd.new_charges)
+                                     cmd.suspend_at, cmd.new_charges,
+                                     cmd.suspension_moved_from, cmd.suspension_moved_why)
             outcome = await refold(conn, customer, klass, now=None, reason="invoice issued",
                                    pending=pending)
             invoice = next(i for i in outcome.invoices if i.number == cmd.number)

@@ -40,8 +40,8 @@ class _Stamped:
 @dataclass(frozen=True)
 class IssueInvoice:
     """Record one invoice. Built at the edge by ``domain.collection.invoicing.issue_command``,
-    which computes D and S from the class's time zone and schedule, so the ledger and the
-    invoice's workflow agree on them."""
+    which computes D and S' from the class's policy (``domain.collection.timeline``), so the
+    ledger and the invoice's workflow agree on them."""
 
     customer_id: str
     number: str
@@ -49,8 +49,11 @@ class IssueInvoice:
     issued_at: datetime               # aware UTC
     due_text: str                     # as given ("2024-06-30" or an ISO datetime)
     overdue_at: datetime              # D
-    suspend_at: datetime              # S = D + grace
+    suspend_at: datetime              # S' (S = D + grace, moved by working time)
     actor: Actor | None = None        # given when a person issues it by hand
+    # When working time moved S to S' (SPEC 2.10): S and why; None when it did not move.
+    suspension_moved_from: datetime | None = None
+    suspension_moved_why: str | None = None
 
 
 @dataclass

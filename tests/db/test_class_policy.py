@@ -5,7 +5,7 @@ should anything bypass them, by the schema's checks."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
@@ -13,7 +13,11 @@ from psycopg import errors
 
 from db.audit import list_audit
 from db.classes import ClassSpec, class_spec, get_class, policy_of, upsert_class
+from db.collection.status import customer_status
+from db.customers import NewCustomer, add_customer
 from db.errors import InvalidValue
+from db.ledger.transactions import issue_invoice
+from domain.collection.invoicing import issue_command
 from domain.collection.policy import LateFee
 from tests.db.conftest import ADMIN
 
@@ -93,3 +97,51 @@ async def test_schema_checks_mirror_the_invariants(conn: psycopg.AsyncConnection
     await upsert_class(conn, ClassSpec(name="x", currency="USD"), ADMIN)
     with pytest.raises(errors.CheckViolation):
         await conn.execute(f"UPDATE customer_classes SET {assignment} WHERE name = 'x'")
+
+
+async def test_a_moved_suspension_is_stored_with_s_and_why(conn: psycopg.AsyncConnection) -> None:
+    """issue_command with the issue's policy: S' in suspend_at, S and why beside it, shown
+    by the status document; the schema keeps the two together and S' after S."""
+    await upsert_class(conn, SPEC, ADMIN)
+    await add_customer(conn, NewCustomer("c1", "Ana", "ana@example.com", "EasyCall"), ADMIN)
+    row = await get_class(conn, "EasyCall")
+    assert row is not None
+    command = issue_command(customer_id="c1", number="INV-06", charges="20.00",
+                            currency_code="BRL", issued="2026-06-01", due="2026-06-04",
+                            policy=policy_of(row))
+    assert command.overdue_at == datetime(2026, 6, 5, 3, tzinfo=UTC)  # D, not moved
+    assert command.suspend_at == datetime(2026, 6, 15, 12, tzinfo=UTC)  # Monday 09:00 local
+    assert command.suspension_moved_from == datetime(2026, 6, 13, 3, tzinfo=UTC)
+    assert (await issue_invoice(conn, command)).status == "created"
+    status = await customer_status(conn, "c1", datetime(2026, 6, 2, tzinfo=UTC))
+    shown = status["invoices"][0]
+    assert shown["suspension_at"] == "2026-06-15T12:00:00+00:00"
+    assert shown["suspension_moved"] == {
+        "from": "2026-06-13T03:00:00+00:00",
+        "why": "S Saturday 2026-06-13 00:00 is outside working days mon-fri; moved to the "
+               "next start of working time, Monday 2026-06-15 09:00"}
+    for assignment in ("suspension_moved_why = NULL",
+                       "suspension_moved_from = suspend_at + interval '1 day'",
+                       "suspension_moved_why = ' '"):
+        with pytest.raises(errors.CheckViolation):
+            async with conn.transaction():
+                await conn.execute(f"UPDATE invoices SET {assignment}")
+
+
+async def test_an_unmoved_suspension_stores_nothing_beside_it(
+        conn: psycopg.AsyncConnection) -> None:
+    await upsert_class(conn, SPEC, ADMIN)
+    await add_customer(conn, NewCustomer("c1", "Ana", "ana@example.com", "EasyCall"), ADMIN)
+    row = await get_class(conn, "EasyCall")
+    assert row is not None
+    # Due at an instant in working hours (Tuesday 10:00): S, 8 days later, is Wednesday
+    # 10:00, working time, and stays.
+    command = issue_command(customer_id="c1", number="INV-07", charges="20.00",
+                            currency_code="BRL", issued="2026-06-01",
+                            due="2026-06-02T10:00:00-03:00", policy=policy_of(row))
+    assert command.suspend_at == datetime(2026, 6, 10, 13, tzinfo=UTC)  # Wednesday 10:00
+    assert command.suspension_moved_from is None and command.suspension_moved_why is None
+    assert (await issue_invoice(conn, command)).status == "created"
+    rows = await (await conn.execute(
+        "SELECT suspension_moved_from, suspension_moved_why FROM invoices")).fetchall()
+    assert rows == [(None, None)]

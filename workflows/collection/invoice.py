@@ -49,6 +49,12 @@ class InvoiceWorkflow:
             Step(kind=StepKind(s.kind), key=s.key, at=s.at)
             for s in sorted(input.steps, key=lambda s: s.at)
         ]
+        # Steps working time moved (SPEC 2.10), computed where the invoice was issued and
+        # carried by the input: their nominal time and why, for the query and the UI.
+        self.moved: dict[str, tuple[datetime, str]] = {
+            s.key: (s.nominal_at, s.why) for s in input.steps
+            if s.nominal_at is not None and s.why
+        }
         self.outcomes: dict[str, str] = {}
         self.changed = False
         self.reason = "just issued"
@@ -79,6 +85,10 @@ class InvoiceWorkflow:
             next_step_at=nxt.at if nxt else None,
             reason=self.reason,
             steps=dict(self.outcomes),
+            next_step_nominal_at=self.moved[nxt.key][0] if nxt and nxt.key in self.moved
+            else None,
+            next_step_why=self.moved[nxt.key][1] if nxt and nxt.key in self.moved else None,
+            moved={key: why for key, (_, why) in self.moved.items()},
         )
 
     # --- main loop ---------------------------------------------------------------------
@@ -211,6 +221,9 @@ class InvoiceWorkflow:
         waiting = (
             f"next: **{nxt.key}** at {nxt.at.isoformat()}" if nxt else "next: payment"
         )
+        if nxt is not None and nxt.key in self.moved:
+            nominal, why = self.moved[nxt.key]
+            waiting += f" (moved from {nominal.isoformat()}: {why})"
         workflow.set_current_details(
             f"Invoice {self.input.invoice_number} of {self.input.customer_id}: "
             f"{self.facts.payment_status}, remaining {self.facts.remaining} "

@@ -32,7 +32,11 @@ REEVALUATE_VIA_WORKFLOW = "reevaluate_via_customer_workflow"
 class PlannedStep:
     kind: str
     key: str
-    at: datetime
+    at: datetime  # when the step happens (moved by working time, SPEC 2.10)
+    # When working time moved it: its time by SPEC 2.5 alone, and why. Absent from inputs
+    # recorded before working time existed, whose steps never moved.
+    nominal_at: datetime | None = None
+    why: str | None = None
 
 
 @dataclass
@@ -70,6 +74,11 @@ class InvoiceStatusQueryResult:
     next_step_at: datetime | None
     reason: str
     steps: dict[str, str]
+    # The next step's time by SPEC 2.5 alone and why working time moved it (None: not moved).
+    next_step_nominal_at: datetime | None = None
+    next_step_why: str | None = None
+    # Every step working time moved, with why: "due_reminder:3d" -> "...".
+    moved: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
