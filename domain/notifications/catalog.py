@@ -22,6 +22,7 @@ NOTIFICATION_KINDS: tuple[str, ...] = (
     "service_suspended",
     "service_resumed",
     "payment_received",
+    "late_fee_charged",  # SPEC 2.9: an event mail, sent at once when a fee is charged
 )
 
 # The mail of each service state a transition leads to (SPEC 2.4, 2.6).
