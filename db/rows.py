@@ -100,6 +100,8 @@ class InvoiceRow:
     # 007: S and why, when working time moved the suspension to suspend_at (S').
     suspension_moved_from: datetime | None = None
     suspension_moved_why: str | None = None
+    # 009: the late fee charged on it and not waived (SPEC 2.9), part of open_amount.
+    fees: int = 0
 
 
 @dataclass(frozen=True)

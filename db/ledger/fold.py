@@ -26,7 +26,7 @@ from domain.collection.evaluation import (
     decide_service,
     evaluate,
 )
-from domain.ledger.allocation import InvoiceEntry, PaymentEntry, build_ledger
+from domain.ledger.allocation import FeeEntry, InvoiceEntry, PaymentEntry, build_ledger
 from domain.ledger.effects import InvoiceFacts
 
 
@@ -103,6 +103,16 @@ async def applied_payments(conn: AsyncConnection, customer_id: str) -> list[Paym
         return await cur.fetchall()
 
 
+async def charged_fees(conn: AsyncConnection, customer_id: str) -> list[FeeEntry]:
+    """The customer's late fees the fold counts: every one charged and not waived."""
+    cur = await conn.execute(
+        "SELECT i.number, f.charged_at, f.amount FROM late_fees f"
+        " JOIN invoices i ON i.id = f.invoice_id"
+        " WHERE f.customer_id = %s AND f.waived_at IS NULL ORDER BY f.id", (customer_id,))
+    return [FeeEntry(number, charged_at, amount) for number, charged_at, amount
+            in await cur.fetchall()]
+
+
 async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, *,
                  now: datetime | None, reason: str,
                  pending: PendingInvoice | None = None) -> FoldOutcome:
@@ -116,7 +126,8 @@ async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, 
     if pending is not None:
         entries.append(InvoiceEntry(pending.number, pending.issued_at, pending.new_charges))
     ledger = build_ledger(entries, [PaymentEntry(str(p.id), p.received_at, p.amount)
-                                    for p in payments])
+                                    for p in payments],
+                          await charged_fees(conn, customer.id))
     evaluations = {e.number: e for e in evaluate(ledger, klass.threshold)}
 
     rows: dict[str, InvoiceRow] = {}
@@ -130,6 +141,7 @@ async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, 
             "open_amount": balance.open_amount,
             "remaining": balance.remaining,
             "received": balance.received,
+            "fees": balance.fees,
             "collection_status": str(ev.collection_status),
             "payment_status": str(ev.payment_status),
         }
@@ -251,7 +263,7 @@ async def _update_invoice(conn: AsyncConnection, invoice_id: int,
            SET previous_balance = %(previous_balance)s, amount_due = %(amount_due)s,
                open_amount = %(open_amount)s, remaining = %(remaining)s,
                received = %(received)s, collection_status = %(collection_status)s,
-               payment_status = %(payment_status)s
+               payment_status = %(payment_status)s, fees = %(fees)s
          WHERE id = %(id)s
         RETURNING {}
         """

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from domain.collection.evaluation import drives_dunning
 from domain.collection.schedule import Policy
 from domain.collection.working_time import WorkingTime
 from domain.money import Currency, format_amount, parse_amount
@@ -95,3 +96,25 @@ class ClassPolicy:
         if self.terminate_after is not None and (
                 self.terminate_after <= timedelta(0) or self.terminate_after.microseconds):
             raise ValueError("terminate-after must be a whole number of seconds above 0")
+
+
+@dataclass(frozen=True)
+class LateFeeDecision:
+    amount: int  # 0: no fee
+    reason: str
+
+
+def decide_late_fee(policy: ClassPolicy, *, collection_status: str, remaining: int,
+                    charged_before: bool) -> LateFeeDecision:
+    """SPEC 2.9: at D + late-fee-after, once per invoice, only if the invoice is then
+    ``collect`` with something remaining; a percentage is of that remaining amount."""
+    if charged_before:
+        return LateFeeDecision(0, "already charged once")
+    if policy.late_fee is None:
+        return LateFeeDecision(0, "the class has no late fee")
+    if not drives_dunning(collection_status, remaining):
+        return LateFeeDecision(0, f"{collection_status} with {remaining} remaining")
+    amount = policy.late_fee.amount(remaining)
+    if amount == 0:
+        return LateFeeDecision(0, "the percentage of what remains rounds to 0")
+    return LateFeeDecision(amount, "charged")

@@ -227,3 +227,58 @@ class SuspensionReached:
 
 LedgerOutcome = (IssueOutcome | ReversalOutcome | AssignmentOutcome | ReevaluationOutcome
                  | ServiceOutcome)
+
+
+# --- late fees (SPEC 2.9) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChargeLateFee(_Stamped):
+    """Charge the invoice's late fee if it is due now (its workflow asks at D +
+    late-fee-after); the transaction decides, under the customer's lock, with
+    ``domain.collection.policy.decide_late_fee``."""
+
+    customer_id: str
+    invoice_number: str
+    now: datetime | None = None
+
+
+@dataclass
+class LateFeeOutcome:
+    """``charged``; ``already_charged`` (once per invoice, even after a waiver);
+    ``not_due`` (no fee in the policy, or the invoice does not drive dunning then)."""
+
+    status: str
+    invoice_number: str
+    amount: int
+    reason: str
+    service_state: str
+    balance: int
+    changed: list[InvoiceFacts] = field(default_factory=list)
+    transition: ServiceTransition | None = None
+    class_name: str = ""
+
+
+@dataclass(frozen=True)
+class WaiveLateFee(_Stamped):
+    """Finance waives an invoice's fee (audited): the ledger is then exactly as if it had
+    never been charged, and re-evaluated."""
+
+    customer_id: str
+    invoice_number: str
+    actor: Actor | None = None
+    now: datetime | None = None
+
+
+@dataclass
+class WaiverOutcome:
+    """``waived``; ``not_charged`` (nothing to waive); ``already_waived``."""
+
+    status: str
+    invoice_number: str
+    amount: int
+    service_state: str
+    balance: int
+    changed: list[InvoiceFacts] = field(default_factory=list)
+    transition: ServiceTransition | None = None
+    class_name: str = ""
