@@ -35,6 +35,7 @@ account_app = typer.Typer(help="Accounts of customers (the billing system's feed
                           no_args_is_help=True)
 subscription_app = typer.Typer(help="Subscriptions of accounts (the billing system's feed).",
                                no_args_is_help=True)
+fee_app = typer.Typer(help="Late fees (SPEC 2.9).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(class_app, name="class")
 app.add_typer(customer_app, name="customer")
@@ -43,6 +44,7 @@ app.add_typer(payment_app, name="payment")
 app.add_typer(notifications_app, name="notifications")
 app.add_typer(account_app, name="account")
 app.add_typer(subscription_app, name="subscription")
+app.add_typer(fee_app, name="fee")
 
 ActorOpt = Annotated[str | None, typer.Option("--actor", help="Who does this (audit).")]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (audit).")]
@@ -380,6 +382,21 @@ def payment_reverse(
     doc = _run(lambda ctx: reverse_payment(ctx, processor, payment_id, _audit(actor, reason)))
     _print(doc, as_json, lambda d: (
         f"payment {processor}:{payment_id}: {d['status']}; service {d['service_state']}"))
+
+
+@fee_app.command("waive")
+def fee_waive(
+    customer: Annotated[str, typer.Option(help="The customer's id.")],
+    invoice: Annotated[str, typer.Option(help="The invoice's number.")],
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Waive an invoice's late fee: the ledger is then as if it had never been charged."""
+    from operations.fees import waive_fee
+
+    doc = _run(lambda ctx: waive_fee(ctx, customer, invoice, _audit(actor, reason)))
+    _print(doc, as_json, lambda d: (
+        f"fee of invoice {invoice} ({d['fee']} {d['currency']}): {d['status']}; balance "
+        f"{d['balance']}, service {d['service_state']}"))
 
 
 @payment_app.command("unmatched")

@@ -113,6 +113,14 @@ async def charged_fees(conn: AsyncConnection, customer_id: str) -> list[FeeEntry
             in await cur.fetchall()]
 
 
+async def fee_of(conn: AsyncConnection, invoice_id: int) -> int | None:
+    """The late fee charged on an invoice (waived or not), for its mail; None when none."""
+    cur = await conn.execute("SELECT amount FROM late_fees WHERE invoice_id = %s",
+                             (invoice_id,))
+    row = await cur.fetchone()
+    return None if row is None else int(row[0])
+
+
 async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, *,
                  now: datetime | None, reason: str,
                  pending: PendingInvoice | None = None) -> FoldOutcome:

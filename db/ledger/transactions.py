@@ -389,9 +389,12 @@ async def charge_late_fee(conn: AsyncConnection, cmd: ChargeLateFee, *,
                 reason=decision.reason, service_state=customer.service_state,
                 balance=customer.balance, class_name=klass.name)
         else:
+            charged_at = cmd.charged_at or now
+            _require_aware(charged_at)
             await conn.execute(
                 "INSERT INTO late_fees (customer_id, invoice_id, amount, charged_at)"
-                " VALUES (%s, %s, %s, %s)", (customer.id, invoice.id, decision.amount, now))
+                " VALUES (%s, %s, %s, %s)",
+                (customer.id, invoice.id, decision.amount, max(charged_at, invoice.issued_at)))
             outcome = await refold(conn, customer, klass, now=now,
                                    reason=f"late fee on invoice {invoice.number}")
             result = LateFeeOutcome(

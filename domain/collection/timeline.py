@@ -26,7 +26,7 @@ from domain.collection.working_time import Calendar
 from domain.notifications.catalog import STEP_TABLE, StepKind
 from domain.when import format_duration, zone_of
 
-LATE_FEE = "late_fee"
+LATE_FEE = StepKind.LATE_FEE.value
 TERMINATION = "termination"
 
 
@@ -49,7 +49,7 @@ class TimedStep:
         return self.at != self.nominal
 
     def step(self) -> Step:
-        """The step the invoice's workflow waits for (only for the SPEC 2.5 steps)."""
+        """The step the invoice's workflow waits for (every kind but the termination)."""
         return Step(kind=StepKind(self.kind), key=self.key, at=self.at)
 
 
@@ -65,7 +65,8 @@ def suspension_time(policy: ClassPolicy, overdue_at: datetime) -> tuple[datetime
 
 
 def working_steps(policy: ClassPolicy, overdue_at: datetime) -> tuple[TimedStep, ...]:
-    """The SPEC 2.5 steps of an invoice with working time applied, in the order they happen."""
+    """The steps the invoice's workflow waits for, in the order they happen: SPEC 2.5's
+    with working time applied, and the late fee (SPEC 2.9) when the class has one."""
     calendar = _calendar(policy)
     suspend_at, suspension_why = suspension_time(policy, overdue_at)
     timed = []
@@ -81,6 +82,9 @@ def working_steps(policy: ClassPolicy, overdue_at: datetime) -> tuple[TimedStep,
                 f"{calendar.why_outside(step.at)}; moved to the next start of working time, "
                 f"{calendar.describe(at)}")
             timed.append(TimedStep(step.kind.value, step.key, step.at, at, why))
+    if policy.late_fee is not None:
+        at = _utc(overdue_at) + policy.late_fee_after
+        timed.append(TimedStep(LATE_FEE, LATE_FEE, at, at, None))
     return tuple(sorted(timed, key=_order))
 
 
@@ -93,9 +97,6 @@ def timeline(policy: ClassPolicy, overdue_at: datetime,
     invoice whose workflow reaches its steps at ``now`` (``decide_steps``).
     """
     entries = list(working_steps(policy, overdue_at))
-    if policy.late_fee is not None:
-        at = _utc(overdue_at) + policy.late_fee_after
-        entries.append(TimedStep(LATE_FEE, LATE_FEE, at, at, None))
     if policy.terminate_after is not None:
         suspend_at = suspension_time(policy, overdue_at)[0]
         at = suspend_at + policy.terminate_after
@@ -129,7 +130,7 @@ def _warning(calendar: Calendar, step: Step, suspend_at: datetime,
 
 
 def _decided(entries: list[TimedStep], now: datetime) -> list[TimedStep]:
-    steps = [e.step() for e in entries if e.kind not in (LATE_FEE, TERMINATION)]
+    steps = [e.step() for e in entries if e.kind != TERMINATION]
     decided = {step.key: decision for step, decision in decide_steps(steps, now, None)}
     out = []
     for entry in entries:
@@ -146,8 +147,8 @@ def _decided(entries: list[TimedStep], now: datetime) -> list[TimedStep]:
 
 
 # Same-instant entries in the order of the story told to the customer (STEP_TABLE), the
-# fee after the overdue notice and the termination last.
-_EXTRA_ORDER = {LATE_FEE: 15, TERMINATION: 40}
+# termination last.
+_EXTRA_ORDER = {TERMINATION: 100}
 
 
 def _order(entry: TimedStep) -> tuple[datetime, int]:

@@ -241,6 +241,9 @@ class ChargeLateFee(_Stamped):
     customer_id: str
     invoice_number: str
     now: datetime | None = None
+    # The fee's instant in the ledger: D + late-fee-after, the step's planned time (SPEC
+    # 2.9 "from that instant"); None: ``now``.
+    charged_at: datetime | None = None
 
 
 @dataclass

@@ -118,3 +118,8 @@ def test_late_fee_and_termination_can_be_removed(env: dict[str, str]) -> None:
     text = dunning(env, "class", "show", "EasyCall").stdout
     assert "late fee: none" in text and "termination: never" in text
     assert "late_fee" not in text.split("timeline")[1]
+
+
+def test_fee_waive_for_an_unknown_customer_is_one_line(env: dict[str, str]) -> None:
+    assert refused(env, "fee", "waive", "--customer", "nobody", "--invoice", "INV-1") == (
+        "error: unknown customer 'nobody'")

@@ -15,19 +15,21 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.collection.evaluation import drives_dunning
     from domain.collection.schedule import Step, StepDecision, decide_steps
-    from domain.ledger.commands import ReachSuspension, SuspensionReached
+    from domain.ledger.commands import ChargeLateFee, ReachSuspension, SuspensionReached
     from domain.notifications.catalog import STEP_TABLE, StepKind, invoice_notification_key
     from workflows import policies
     from workflows import search_attributes as sa
     from workflows.collection.payloads import (
         CHECK_INVOICE,
         REACH_SUSPENSION,
+        REQUEST_LATE_FEE,
         CheckInvoiceInput,
         InvoiceFacts,
         InvoiceReevaluatedSignal,
         InvoiceStatusQueryResult,
         InvoiceWorkflowInput,
         InvoiceWorkflowResult,
+        LateFeeRequested,
     )
     from workflows.notifications.notify import deliver
     from workflows.notifications.payloads import SendNotificationInput
@@ -140,6 +142,15 @@ class InvoiceWorkflow:
         for step, decision in decisions:
             self.pending.remove(step)
             rule = STEP_TABLE[step.kind]
+            if step.kind is StepKind.LATE_FEE:
+                # Only in inputs planned for a class with a fee (SPEC 2.9): histories
+                # recorded before have no such step, so their commands are unchanged.
+                if decision is StepDecision.SKIP:
+                    self.outcomes[step.key] = "skipped: its time had passed"
+                else:
+                    await self._request_late_fee(step.at)
+                    self.outcomes[step.key] = "requested"
+                continue
             if rule.mail is None:  # the suspension itself
                 # Recorded whatever the status: a later reversal or re-run that makes the
                 # invoice `collect` must suspend at once (SPEC 2.4).
@@ -189,6 +200,18 @@ class InvoiceWorkflow:
             ReachSuspension(self.input.customer_id, self.input.invoice_number,
                             workflow.now()),
             result_type=SuspensionReached,
+            start_to_close_timeout=policies.LEDGER_TIMEOUT,
+            retry_policy=policies.LEDGER_RETRY,
+        )
+
+    async def _request_late_fee(self, at: datetime) -> None:
+        # The customer's ledger decides (collect with remaining > 0, once per invoice) and
+        # charges it as of ``at``; this invoice hears of its new remaining by the signal.
+        await workflow.execute_activity(
+            REQUEST_LATE_FEE,
+            ChargeLateFee(self.input.customer_id, self.input.invoice_number,
+                          charged_at=at),
+            result_type=LateFeeRequested,
             start_to_close_timeout=policies.LEDGER_TIMEOUT,
             retry_policy=policies.LEDGER_RETRY,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from domain.ledger.commands import ChargeLateFee as ChargeLateFee
 from domain.ledger.commands import ReachSuspension as ReachSuspension
 from domain.ledger.commands import ReevaluationOutcome as ReevaluationOutcome
 from domain.ledger.commands import SuspensionReached as SuspensionReached
@@ -18,6 +19,7 @@ from domain.ledger.payments import Actor as Actor
 
 CHECK_INVOICE = "check_invoice"
 REACH_SUSPENSION = "reach_suspension"
+REQUEST_LATE_FEE = "request_late_fee"
 REOPEN_INVOICE = "reopen_invoice"
 START_INVOICE_WORKFLOW = "start_invoice_workflow"
 APPLY_SERVICE_STATE = "apply_service_state"
@@ -79,6 +81,14 @@ class InvoiceStatusQueryResult:
     next_step_why: str | None = None
     # Every step working time moved, with why: "due_reminder:3d" -> "...".
     moved: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LateFeeRequested:
+    """The customer's workflow was asked to charge the fee; its ledger decides and answers
+    nobody (the invoice hears of the new remaining by the re-evaluation signal)."""
+
+    requested: bool
 
 
 @dataclass
