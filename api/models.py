@@ -254,3 +254,28 @@ def validation(description: str) -> dict[str, Any]:
     without content would replace it with nothing)."""
     return {"description": description, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}
+
+
+# ------------------------------------------------------------------------------ late fees
+class FeeWaiverIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "goodwill: first late payment in five years"}]})
+
+    reason: Reason | None = None
+
+
+class FeeWaiverOut(BaseModel):
+    """``waived``; ``not_charged`` and ``already_waived`` change nothing."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "status": "waived", "customer_id": "c1", "invoice": "INV-06", "fee": "0.40",
+        "currency": "BRL", "balance": "9.60", "service_state": "active"}]})
+
+    status: Literal["waived", "not_charged", "already_waived"]
+    customer_id: str
+    invoice: str
+    fee: str = Field(description="the fee's amount (decimal string, class currency)")
+    currency: str
+    balance: str = Field(description="the customer's balance after the waiver")
+    service_state: Literal["active", "suspended"]
+

@@ -13,6 +13,7 @@ from temporalio.service import RPCError
 
 from client import customers
 from client.customers import UpdateRefused
+from db.collection.invoice_rows import get_invoice
 from db.customers import get_customer_with_class
 from db.rows import AuditInfo
 from domain.ledger.commands import WaiveLateFee
@@ -28,6 +29,8 @@ async def waive_fee(ctx: Context, customer_id: str, number: str,
     if found is None:
         raise NotFound(f"unknown customer {customer_id!r}")
     customer, klass = found
+    if await get_invoice(ctx.conn, customer.id, number) is None:
+        raise NotFound(f"customer {customer.id!r} has no invoice {number!r}")
     command = WaiveLateFee(customer.id, number, actor=actor_of(audit, customer.id))
     try:
         outcome = await customers.waive_late_fee(await ctx.client(), ctx.settings.task_queue,
