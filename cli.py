@@ -444,6 +444,8 @@ def _status_text(doc: dict[str, Any]) -> str:
             f"remaining {inv['remaining']:>10}  {inv['payment_status']:<15} "
             f"{inv['collection_status']}{'  OVERDUE' if inv['overdue'] else ''}"
         )
+        if inv.get("late_fee"):
+            lines.append(f"  {'':<12} late fee {inv['late_fee']} (in the remaining amount)")
         if inv.get("suspension_moved"):
             lines.append(f"  {'':<12} suspension at {inv['suspension_at']}: "
                          f"{inv['suspension_moved']['why']}")

@@ -153,6 +153,9 @@ class InvoiceStatus(BaseModel):
                                   "SPEC 2.10: S = D + grace moved by working time)")
     suspension_moved: SuspensionMoved | None = Field(
         default=None, description="S and why, when working time moved the suspension")
+    late_fee: str | None = Field(
+        default=None, description="the late fee charged on it and not waived (SPEC 2.9), "
+                                  "part of its remaining")
 
 
 class CustomerStatus(BaseModel):

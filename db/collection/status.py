@@ -66,6 +66,8 @@ def _invoice(row: InvoiceRow, cur: Currency, now: datetime) -> dict[str, Any]:
         "suspension_at": _utc(row.suspend_at),
         "suspension_moved": None if row.suspension_moved_from is None else {
             "from": _utc(row.suspension_moved_from), "why": row.suspension_moved_why},
+        # The late fee charged on it and not waived (SPEC 2.9), part of its remaining.
+        "late_fee": format_amount(row.fees, cur) if row.fees else None,
     }
 
 

@@ -82,6 +82,7 @@ async def test_worked_example(conn: psycopg.AsyncConnection) -> None:
                 "overdue": False,
                 "suspension_at": "2024-06-01T00:00:00+00:00",
                 "suspension_moved": None,  # a class working all day, every day
+                "late_fee": None,
             },
             {
                 "number": "INV-06",
@@ -94,6 +95,7 @@ async def test_worked_example(conn: psycopg.AsyncConnection) -> None:
                 "overdue": True,
                 "suspension_at": "2024-07-01T00:00:00+00:00",
                 "suspension_moved": None,
+                "late_fee": None,
             },
         ],
     }

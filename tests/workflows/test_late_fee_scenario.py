@@ -5,7 +5,8 @@ Class: threshold 10.00, late fee 2% after 5d, grace 8d, mon-fri 09:00-18:00,
 America/Sao_Paulo. A 20.00 invoice due on a Thursday gets a 0.40 fee five days after D
 (remaining 20.40, collect) and its late_fee_charged mail; the service is suspended on
 Monday 09:00; a payment of 10.40 leaves 10.00, do_not_collect, and the service resumes at
-once; finance waives the fee: remaining 9.60, exactly as if it had never been charged.
+once; reversing it suspends again at once; finance waives the fee: remaining 20.00,
+exactly as if it had never been charged, still collect, so the service stays suspended.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from operations.classes import ClassChange, set_class
 from operations.customers import add
 from operations.fees import waive_fee
 from operations.invoices import IssueRequest, issue_invoice
-from operations.payments import PaymentRequest, post_payment
+from operations.payments import PaymentRequest, post_payment, reverse_payment
 from operations.status import customer_status
 from tests.support.histories import record_history
 from tests.support.stack import ADMIN, Stack
@@ -73,26 +74,36 @@ async def test_fee_suspension_payment_and_waiver(stack: Stack, smtp_sink) -> Non
     assert (paid["status"], paid["service_state"], paid["balance"]) == (
         "accepted", "active", "10.00")
     status = await stack.call(customer_status, CUSTOMER, audit=None)
-    assert {k: status["invoices"][0][k] for k in ("remaining", "collection_status")} == {
-        "remaining": "10.00", "collection_status": "do_not_collect"}
+    assert {k: status["invoices"][0][k] for k in ("remaining", "collection_status",
+                                                  "late_fee")} == {
+        "remaining": "10.00", "collection_status": "do_not_collect", "late_fee": "0.40"}
 
+    # Reversing that payment suspends the service again at once (S' has passed).
+    reversed_ = await stack.call(reverse_payment, "card", "pay-1040", ADMIN)
+    assert (reversed_["status"], reversed_["service_state"]) == ("reversed", "suspended")
+
+    # Waiving the fee: 20.00 remains, still collect, so the service stays suspended.
     waived = await stack.call(waive_fee, CUSTOMER, "INV-06", ADMIN)
     assert waived == {"status": "waived", "customer_id": CUSTOMER, "invoice": "INV-06",
-                      "fee": "0.40", "currency": "BRL", "balance": "9.60",
-                      "service_state": "active"}
+                      "fee": "0.40", "currency": "BRL", "balance": "20.00",
+                      "service_state": "suspended"}
     again = await stack.call(waive_fee, CUSTOMER, "INV-06", ADMIN)
-    assert again["status"] == "already_waived" and again["balance"] == "9.60"
+    assert again["status"] == "already_waived" and again["balance"] == "20.00"
+    status = await stack.call(customer_status, CUSTOMER, audit=None)
+    assert (status["invoices"][0]["remaining"], status["invoices"][0]["late_fee"]) == (
+        "20.00", None)
     audit = await stack.query_rows(
         "SELECT actor, action FROM audit_log WHERE target = %s", f"invoice:{CUSTOMER}/INV-06")
     assert ("test-finance", "fee.waive") in audit
 
-    expected = {"invoice_issued", "due_reminder", "overdue", "late_fee_charged",
-                "suspension_warning", "service_suspended", "payment_received",
-                "service_resumed"}
+    expected = sorted(["invoice_issued", "due_reminder", "overdue", "late_fee_charged",
+                       "suspension_warning", "service_suspended", "payment_received",
+                       "service_resumed", "service_suspended"])
 
     async def all_sent() -> bool:
         rows = await stack.notifications(CUSTOMER)
-        return ({k for _, k, _ in rows} == expected and all(s == "sent" for *_, s in rows)
+        return (sorted(k for _, k, _ in rows) == expected
+                and all(s == "sent" for *_, s in rows)
                 and len(smtp_sink.to("ana@example.com")) == len(expected))
 
     await stack.wait_for(all_sent, what="every mail of the chain")
