@@ -35,6 +35,7 @@ account_app = typer.Typer(help="Accounts of customers (the billing system's feed
                           no_args_is_help=True)
 subscription_app = typer.Typer(help="Subscriptions of accounts (the billing system's feed).",
                                no_args_is_help=True)
+fee_app = typer.Typer(help="Late fees (SPEC 2.9).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(class_app, name="class")
 app.add_typer(customer_app, name="customer")
@@ -43,6 +44,7 @@ app.add_typer(payment_app, name="payment")
 app.add_typer(notifications_app, name="notifications")
 app.add_typer(account_app, name="account")
 app.add_typer(subscription_app, name="subscription")
+app.add_typer(fee_app, name="fee")
 
 ActorOpt = Annotated[str | None, typer.Option("--actor", help="Who does this (audit).")]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (audit).")]
@@ -166,26 +168,62 @@ def class_set(
     warning: Annotated[str | None, typer.Option(help="e.g. 1d")] = None,
     payment_receipts: Annotated[bool | None, typer.Option(
         "--payment-receipts/--no-payment-receipts")] = None,
+    late_fee: Annotated[str | None, typer.Option(
+        help="Fixed, e.g. 5.00 (class currency), or of the remaining amount, e.g. 2%; "
+             "'none' removes it.")] = None,
+    late_fee_after: Annotated[str | None, typer.Option(
+        help="Charged this long after D, e.g. 5d (default 0d).")] = None,
+    terminate_after: Annotated[str | None, typer.Option(
+        help="Terminate after this long suspended without a break, e.g. 30d; "
+             "'none': never.")] = None,
+    working_days: Annotated[str | None, typer.Option(
+        help="e.g. mon-fri or mon,wed,fri (default every day).")] = None,
+    working_hours: Annotated[str | None, typer.Option(
+        help="e.g. 09:00-18:00 (default 00:00-24:00).")] = None,
+    holiday: Annotated[list[str] | None, typer.Option(
+        help="A holiday, e.g. 2026-12-25; repeat it for more. Holidays given (with "
+             "--holidays-file) replace the class's.")] = None,
+    holidays_file: Annotated[str | None, typer.Option(
+        help="A CSV whose first column is a date per holiday (a header row is fine).")] = None,
     actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Create or change a customer class (options not given keep their value)."""
     from operations.classes import ClassChange, class_document, set_class
 
+    holidays_csv = None
+    if holidays_file is not None:
+        try:
+            with open(holidays_file, encoding="utf-8-sig") as file:
+                holidays_csv = file.read()
+        except (OSError, UnicodeDecodeError) as err:
+            _fail(f"--holidays-file: cannot read {holidays_file}: "
+                  f"{getattr(err, 'strerror', None) or err}")
     change = ClassChange(name=name, currency=currency, threshold=threshold,
                          from_address=from_address, from_name=from_name, reply_to=reply_to,
                          language=language, timezone=timezone, reminders=reminders,
-                         grace=grace, warning=warning, payment_receipts=payment_receipts)
+                         grace=grace, warning=warning, payment_receipts=payment_receipts,
+                         late_fee=late_fee, late_fee_after=late_fee_after,
+                         terminate_after=terminate_after, working_days=working_days,
+                         working_hours=working_hours,
+                         holidays=tuple(holiday) if holiday else None,
+                         holidays_csv=holidays_csv)
     result = _run(lambda ctx: set_class(ctx, change, _audit(actor, reason)))
     doc = {"status": result.status, "class": class_document(result.after)}
     _print(doc, as_json, lambda d: f"class {name}: {d['status']}")
 
 
 @class_app.command("show")
-def class_show(name: str, as_json: JsonOpt = False) -> None:
-    """Show a class."""
-    from operations.classes import show_class
+def class_show(
+    name: str,
+    due: Annotated[str | None, typer.Option(
+        help="Due date of the sample invoice whose timeline is shown (default: two weeks "
+             "from today).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a class and its whole policy as the timeline of a sample invoice."""
+    from operations.classes import class_text, show_class
 
-    _print(_run(lambda ctx: show_class(ctx, name)), as_json)
+    _print(_run(lambda ctx: show_class(ctx, name, due)), as_json, class_text)
 
 
 @customer_app.command("add")
@@ -346,6 +384,21 @@ def payment_reverse(
         f"payment {processor}:{payment_id}: {d['status']}; service {d['service_state']}"))
 
 
+@fee_app.command("waive")
+def fee_waive(
+    customer: Annotated[str, typer.Option(help="The customer's id.")],
+    invoice: Annotated[str, typer.Option(help="The invoice's number.")],
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Waive an invoice's late fee: the ledger is then as if it had never been charged."""
+    from operations.fees import waive_fee
+
+    doc = _run(lambda ctx: waive_fee(ctx, customer, invoice, _audit(actor, reason)))
+    _print(doc, as_json, lambda d: (
+        f"fee of invoice {invoice} ({d['fee']} {d['currency']}): {d['status']}; balance "
+        f"{d['balance']}, service {d['service_state']}"))
+
+
 @payment_app.command("unmatched")
 def payment_unmatched(as_json: JsonOpt = False) -> None:
     """Payments for unknown customers, waiting for finance."""
@@ -391,6 +444,11 @@ def _status_text(doc: dict[str, Any]) -> str:
             f"remaining {inv['remaining']:>10}  {inv['payment_status']:<15} "
             f"{inv['collection_status']}{'  OVERDUE' if inv['overdue'] else ''}"
         )
+        if inv.get("late_fee"):
+            lines.append(f"  {'':<12} late fee {inv['late_fee']} (in the remaining amount)")
+        if inv.get("suspension_moved"):
+            lines.append(f"  {'':<12} suspension at {inv['suspension_at']}: "
+                         f"{inv['suspension_moved']['why']}")
     return "\n".join(lines)
 
 

@@ -132,6 +132,13 @@ class ReversalOut(BaseModel):
 
 
 # ----------------------------------------------------------------------------- customers
+class SuspensionMoved(BaseModel):
+    from_: str = Field(alias="from", description="S = D + grace, ISO 8601 instant, UTC")
+    why: str
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
 class InvoiceStatus(BaseModel):
     number: str
     issued_at: str = Field(description="ISO 8601 instant, UTC")
@@ -141,6 +148,14 @@ class InvoiceStatus(BaseModel):
     collection_status: Literal["collect", "do_not_collect"]
     payment_status: Literal["unpaid", "partially_paid", "paid"]
     overdue: bool
+    suspension_at: str | None = Field(
+        default=None, description="ISO 8601 instant, UTC: when the suspension happens (S', "
+                                  "SPEC 2.10: S = D + grace moved by working time)")
+    suspension_moved: SuspensionMoved | None = Field(
+        default=None, description="S and why, when working time moved the suspension")
+    late_fee: str | None = Field(
+        default=None, description="the late fee charged on it and not waived (SPEC 2.9), "
+                                  "part of its remaining")
 
 
 class CustomerStatus(BaseModel):
@@ -242,3 +257,28 @@ def validation(description: str) -> dict[str, Any]:
     without content would replace it with nothing)."""
     return {"description": description, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}
+
+
+# ------------------------------------------------------------------------------ late fees
+class FeeWaiverIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "goodwill: first late payment in five years"}]})
+
+    reason: Reason | None = None
+
+
+class FeeWaiverOut(BaseModel):
+    """``waived``; ``not_charged`` and ``already_waived`` change nothing."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "status": "waived", "customer_id": "c1", "invoice": "INV-06", "fee": "0.40",
+        "currency": "BRL", "balance": "9.60", "service_state": "active"}]})
+
+    status: Literal["waived", "not_charged", "already_waived"]
+    customer_id: str
+    invoice: str
+    fee: str = Field(description="the fee's amount (decimal string, class currency)")
+    currency: str
+    balance: str = Field(description="the customer's balance after the waiver")
+    service_state: Literal["active", "suspended"]
+

@@ -23,6 +23,7 @@ from client.connect import registering
 from domain.ids import (
     assignment_update_id,
     customer_workflow_id,
+    fee_waiver_update_id,
     invoice_update_id,
     payment_update_id,
     rerun_child_workflow_id,
@@ -34,6 +35,7 @@ from workflows.ledger.payloads import (
     ApplyPayment,
     AssignmentOutcome,
     AssignPayment,
+    ChargeLateFee,
     CustomerWorkflowInput,
     EvaluateService,
     IssueInvoice,
@@ -43,6 +45,8 @@ from workflows.ledger.payloads import (
     ReevaluationOutcome,
     ReversalOutcome,
     ReversePayment,
+    WaiveLateFee,
+    WaiverOutcome,
 )
 
 T = TypeVar("T")
@@ -117,6 +121,30 @@ async def reevaluate(client: Client, task_queue: str, command: Reevaluate, *,
     return await _update_with_start(
         client, task_queue, CustomerWorkflow.reevaluate, command, command.customer_id,
         rerun_child_workflow_id(rerun_workflow_id, command.customer_id))
+
+
+async def waive_late_fee(client: Client, task_queue: str, command: WaiveLateFee, *,
+                         delivery: str) -> WaiverOutcome:
+    """Waive an invoice's late fee through its customer's workflow (the single writer);
+    ``delivery``: this request's own id. Raises UpdateRefused."""
+    return await _update(client, task_queue, CustomerWorkflow.waive_late_fee, command,
+                         command.customer_id,
+                         fee_waiver_update_id(command.customer_id, command.invoice_number,
+                                              delivery))
+
+
+async def request_late_fee(client: Client, task_queue: str, command: ChargeLateFee) -> None:
+    """Ask the customer's workflow to charge an invoice's late fee if it is due (signal-
+    with-start, like ``wake_for_service_evaluation``); its ledger decides."""
+    await registering(client, lambda: client.start_workflow(
+        CustomerWorkflow.run,
+        CustomerWorkflowInput(customer_id=command.customer_id),
+        id=customer_workflow_id(command.customer_id),
+        task_queue=task_queue,
+        start_signal="charge_late_fee",
+        start_signal_args=[command],
+        search_attributes=sa.typed((sa.CUSTOMER_ID, command.customer_id)),
+    ))
 
 
 async def wake_for_service_evaluation(client: Client, task_queue: str,

@@ -7,16 +7,15 @@ same way.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from client.connect import registering
+from db.classes import policy_of
 from db.rows import ClassRow, InvoiceRow
-from domain.collection.schedule import Policy, plan_steps
+from domain.collection.timeline import working_steps
 from domain.ids import invoice_workflow_id
 from domain.money import currency, format_amount
 from workflows import search_attributes as sa
@@ -33,17 +32,14 @@ class InvoiceWorkflowNotStarted(Exception):
         self.number = number
 
 
-def class_policy(klass: ClassRow) -> Policy:
-    return Policy(
-        reminders=tuple(timedelta(seconds=s) for s in klass.reminders_seconds),
-        grace=timedelta(seconds=klass.grace_seconds),
-        warning=timedelta(seconds=klass.warning_seconds),
-    )
-
-
 def planned_steps(invoice: InvoiceRow, klass: ClassRow) -> list[PlannedStep]:
-    return [PlannedStep(kind=str(s.kind), key=s.key, at=s.at)
-            for s in plan_steps(invoice.overdue_at, class_policy(klass))]
+    """The steps the invoice's workflow waits for: at their times moved by working time
+    (SPEC 2.10), each with its nominal time and why when it moved. Computed here, outside
+    the workflow, because the tz database cannot be read inside it; the workflow gets the
+    instants as data, so a running workflow keeps the times it started with."""
+    return [PlannedStep(kind=s.kind, key=s.key, at=s.at,
+                        nominal_at=s.nominal if s.moved else None, why=s.why)
+            for s in working_steps(policy_of(klass), invoice.overdue_at)]
 
 
 async def start_invoice_workflow(client: Client, task_queue: str, invoice: InvoiceRow,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,6 +14,9 @@ from psycopg.rows import class_row
 from db.audit import class_target, record_audit
 from db.errors import ClassCurrencyLocked, InvalidValue
 from db.rows import AuditEntry, AuditInfo, ClassRow, columns
+from domain.collection.policy import ClassPolicy, LateFee
+from domain.collection.schedule import Policy
+from domain.collection.working_time import WorkingTime
 from domain.money import currency as lookup_currency
 
 
@@ -35,6 +39,19 @@ class ClassSpec:
     grace_seconds: int = 0
     warning_seconds: int = 86400
     payment_receipts: bool = True
+    late_fee_fixed: int | None = None
+    late_fee_basis_points: int | None = None
+    late_fee_after_seconds: int = 0
+    terminate_after_seconds: int | None = None
+    working_days: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
+    working_start_minute: int = 0
+    working_end_minute: int = 1440
+    holidays: tuple[date, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Sets, stored sorted: the same policy given in another order is "unchanged".
+        object.__setattr__(self, "working_days", tuple(sorted(set(self.working_days))))
+        object.__setattr__(self, "holidays", tuple(sorted(set(self.holidays))))
 
 
 _SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ClassSpec))
@@ -77,8 +94,9 @@ async def upsert_class(
             conn, spec.name
         ):
             raise ClassCurrencyLocked(spec.name, before.currency, spec.currency)
-        values = [getattr(spec, name) for name in _SPEC_FIELDS]
-        values[_SPEC_FIELDS.index("reminders_seconds")] = list(spec.reminders_seconds)
+        # Tuples would be adapted as records; the array columns take lists.
+        values = [list(v) if isinstance(v, tuple) else v
+                  for v in (getattr(spec, name) for name in _SPEC_FIELDS)]
         query = sql.SQL(
             "INSERT INTO customer_classes ({cols}) VALUES ({params})"
             " ON CONFLICT (name) DO UPDATE SET {updates}"
@@ -116,6 +134,33 @@ def _validate(spec: ClassSpec) -> None:
     if any(r < 0 for r in spec.reminders_seconds) or spec.grace_seconds < 0 \
             or spec.warning_seconds < 0:
         raise InvalidValue("reminders, grace and warning must not be negative")
+    try:
+        policy_of(spec)  # the domain's invariants of a policy, stated once there
+    except ValueError as err:
+        raise InvalidValue(str(err)) from None
+
+
+def policy_of(klass: ClassRow | ClassSpec) -> ClassPolicy:
+    """The class's whole policy as the domain reads it (SPEC 2.5, 2.9, 2.10)."""
+    fee = None
+    if klass.late_fee_fixed is not None or klass.late_fee_basis_points is not None:
+        fee = LateFee(fixed=klass.late_fee_fixed, basis_points=klass.late_fee_basis_points)
+    return ClassPolicy(
+        schedule=Policy(
+            reminders=tuple(timedelta(seconds=s) for s in klass.reminders_seconds),
+            grace=timedelta(seconds=klass.grace_seconds),
+            warning=timedelta(seconds=klass.warning_seconds),
+        ),
+        timezone=klass.timezone,
+        working=WorkingTime(days=frozenset(klass.working_days),
+                            start_minute=klass.working_start_minute,
+                            end_minute=klass.working_end_minute,
+                            holidays=frozenset(klass.holidays)),
+        late_fee=fee,
+        late_fee_after=timedelta(seconds=klass.late_fee_after_seconds),
+        terminate_after=(None if klass.terminate_after_seconds is None
+                         else timedelta(seconds=klass.terminate_after_seconds)),
+    )
 
 
 async def _get_for_update(conn: AsyncConnection, name: str) -> ClassRow | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from psycopg import sql
@@ -42,10 +42,21 @@ class ClassRow:
     payment_receipts: bool
     created_at: datetime
     updated_at: datetime
+    # 006: the past-due chain and working time (SPEC 2.9, 2.10); defaults are the schema's.
+    late_fee_fixed: int | None = None
+    late_fee_basis_points: int | None = None
+    late_fee_after_seconds: int = 0
+    terminate_after_seconds: int | None = None
+    working_days: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
+    working_start_minute: int = 0
+    working_end_minute: int = 1440
+    holidays: tuple[date, ...] = ()
 
     def __post_init__(self) -> None:
-        # bigint[] arrives as a list; keep the row hashable and immutable.
+        # Arrays arrive as lists; keep the row hashable and immutable.
         object.__setattr__(self, "reminders_seconds", tuple(self.reminders_seconds))
+        object.__setattr__(self, "working_days", tuple(self.working_days))
+        object.__setattr__(self, "holidays", tuple(self.holidays))
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,11 @@ class InvoiceRow:
     updated_at: datetime
     # Set by the invoice's workflow when its timer for S fires (db/collection/invoices.py, 002).
     suspension_reached_at: datetime | None = None
+    # 007: S and why, when working time moved the suspension to suspend_at (S').
+    suspension_moved_from: datetime | None = None
+    suspension_moved_why: str | None = None
+    # 009: the late fee charged on it and not waived (SPEC 2.9), part of open_amount.
+    fees: int = 0
 
 
 @dataclass(frozen=True)

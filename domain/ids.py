@@ -60,6 +60,12 @@ def invoice_update_id(customer_id: str, number: str, delivery: str | None = None
     return join("issue", customer_id, number, delivery)
 
 
+def fee_waiver_update_id(customer_id: str, number: str, delivery: str) -> str:
+    """Waiving an invoice's late fee: one update per request (a second one is answered
+    ``already_waived`` by the ledger)."""
+    return join("waive-fee", customer_id, number, delivery)
+
+
 def assignment_update_id(processor: str, payment_id: str) -> str:
     return join("assign", processor, payment_id)
 

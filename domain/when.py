@@ -193,18 +193,28 @@ def start_of_day(day: date, zone: tzinfo) -> datetime:
 
     "Or later" because a zone can skip a whole day (Pacific/Apia skipped 2011-12-30).
     """
-    wall = datetime.combine(day, time(0), tzinfo=zone)
+    return first_instant_at(datetime.combine(day, time(0)), zone)
+
+
+def first_instant_at(wall: datetime, zone: tzinfo) -> datetime:
+    """The first instant (UTC) at which the wall clock in ``zone`` reads ``wall`` or later.
+
+    A wall time that happens twice (clocks set back) is its first occurrence; one that
+    never happens (clocks set forward over it) is the jump itself, the first instant after it.
+    """
+    wall = wall.replace(tzinfo=zone)
     # fold=0 and fold=1 give the two readings of an ambiguous or skipped wall time.
     candidates = sorted({wall.replace(fold=fold).astimezone(UTC) for fold in (0, 1)})
     for candidate in candidates:
         if candidate.astimezone(zone).replace(tzinfo=None) == wall.replace(tzinfo=None):
-            return candidate  # midnight exists; if it happens twice, the first time
-    # Midnight was skipped. The earlier candidate is still on the previous day and the later
-    # one already on ``day``; the jump is between them, at a whole second in tz data.
+            return candidate  # the wall time exists; if it happens twice, the first time
+    # Skipped. The earlier candidate still reads before ``wall`` and the later one after it;
+    # the jump is between them, at a whole second in tz data.
+    target = wall.replace(tzinfo=None)
     before, after = candidates
     while after - before > timedelta(seconds=1):
         middle = before + timedelta(seconds=(after - before) // timedelta(seconds=2))
-        if middle.astimezone(zone).date() >= day:
+        if middle.astimezone(zone).replace(tzinfo=None) >= target:
             after = middle
         else:
             before = middle

@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.metrics import WORKFLOW_START_FAILURES
 from client import customers
 from client.customers import UpdateRefused
-from client.invoices import class_policy
+from db.classes import policy_of
 from db.customers import get_customer_with_class
 from db.rows import AuditInfo
 from domain.collection.invoicing import issue_command
@@ -52,7 +52,7 @@ async def issue_invoice(ctx: Context, request: IssueRequest, audit: AuditInfo | 
         command = issue_command(
             customer_id=customer.id, number=request.number, charges=request.charges,
             currency_code=klass.currency, issued=request.issued, due=request.due,
-            tz=klass.timezone, policy=class_policy(klass), actor=actor_of(audit, customer.id))
+            policy=policy_of(klass), actor=actor_of(audit, customer.id))
     except InvalidCommand as err:
         raise OperationError(str(err), err.field) from None
     try:

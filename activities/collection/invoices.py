@@ -13,21 +13,28 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities import metrics
-from client.customers import wake_for_service_evaluation
+from client.customers import request_late_fee, wake_for_service_evaluation
 from client.invoices import InvoiceWorkflowNotStarted, planned_steps, start_invoice_workflow
 from db.collection.invoice_rows import get_invoice
 from db.collection.invoices import mark_suspension_reached
 from db.customers import get_customer_with_class
 from db.rows import ClassRow, InvoiceRow
-from domain.ledger.commands import EvaluateService, ReachSuspension, SuspensionReached
+from domain.ledger.commands import (
+    ChargeLateFee,
+    EvaluateService,
+    ReachSuspension,
+    SuspensionReached,
+)
 from workflows import policies
 from workflows.collection.payloads import (
     CHECK_INVOICE,
     REACH_SUSPENSION,
     REOPEN_INVOICE,
+    REQUEST_LATE_FEE,
     START_INVOICE_WORKFLOW,
     CheckInvoiceInput,
     InvoiceFacts,
+    LateFeeRequested,
     ReopenInvoiceInput,
     ReopenInvoiceResult,
     StartInvoiceWorkflowInput,
@@ -95,6 +102,14 @@ class InvoiceActivities:
                 reason=f"invoice {command.invoice_number} reached its suspension time",
                 invoice_number=command.invoice_number))
         return SuspensionReached(recorded=recorded)
+
+    @activity.defn(name=REQUEST_LATE_FEE)
+    async def request_late_fee(self, command: ChargeLateFee) -> LateFeeRequested:
+        """Ask the customer's workflow, the single writer of the ledger, to charge the
+        invoice's late fee if it is due (SPEC 2.9); signal-with-start, so idempotent enough:
+        a repeated request is answered ``already_charged`` by the ledger."""
+        await request_late_fee(self.client, self.task_queue, command)
+        return LateFeeRequested(requested=True)
 
     async def _invoice(self, customer_id: str, number: str
                        ) -> tuple[InvoiceRow | None, ClassRow, str]:

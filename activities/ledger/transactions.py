@@ -24,14 +24,18 @@ from domain.ids import transaction_token
 from domain.ledger.commands import (
     AssignmentOutcome,
     AssignPayment,
+    ChargeLateFee,
     EvaluateService,
     IssueInvoice,
     IssueOutcome,
+    LateFeeOutcome,
     Reevaluate,
     ReevaluationOutcome,
     ReversalOutcome,
     ReversePayment,
     ServiceOutcome,
+    WaiveLateFee,
+    WaiverOutcome,
 )
 from domain.ledger.payments import ApplyPayment, PaymentOutcome
 from domain.money import MoneyError
@@ -39,10 +43,12 @@ from workflows import policies
 from workflows.ledger.payloads import (
     APPLY_PAYMENT,
     ASSIGN_UNMATCHED,
+    CHARGE_LATE_FEE,
     EVALUATE_SERVICE,
     ISSUE_INVOICE,
     REEVALUATE_CUSTOMER,
     REVERSE_PAYMENT,
+    WAIVE_LATE_FEE,
 )
 
 
@@ -117,3 +123,15 @@ class LedgerActivities:
         async with self.pool.connection() as conn:
             with _refusals():
                 return await ledger.evaluate_service(conn, command, token=_token())
+
+    @activity.defn(name=CHARGE_LATE_FEE)
+    async def charge_late_fee(self, command: ChargeLateFee) -> LateFeeOutcome:
+        async with self.pool.connection() as conn:
+            with _refusals():
+                return await ledger.charge_late_fee(conn, command, token=_token())
+
+    @activity.defn(name=WAIVE_LATE_FEE)
+    async def waive_late_fee(self, command: WaiveLateFee) -> WaiverOutcome:
+        async with self.pool.connection() as conn:
+            with _refusals():
+                return await ledger.waive_late_fee(conn, command, token=_token())

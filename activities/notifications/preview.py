@@ -57,6 +57,7 @@ def sample_context(
         payment_amount=1500,
         paid_at=at(20, 9, 30),
         balance=500,
+        fee_amount=40,
     )
 
 

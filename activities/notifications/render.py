@@ -53,6 +53,7 @@ CONTEXT_VARIABLES: frozenset[str] = frozenset(
         "payment_date",
         "balance",  # outstanding balance of the customer; "" when nothing is owed
         "credit",  # unapplied credit of the customer; "" when none
+        "fee_amount",  # the late fee charged on the invoice (SPEC 2.9); "" when none
     }
 )
 
@@ -220,6 +221,7 @@ def build_context(
     payment_amount: int | None = None,
     paid_at: datetime | None = None,
     balance: int | None = None,
+    fee_amount: int | None = None,
 ) -> dict[str, str]:
     """Every template variable, formatted for ``language`` with dates in ``timezone``.
 
@@ -265,4 +267,5 @@ def build_context(
         "payment_date": day(paid_at),
         "balance": money(owed),
         "credit": money(credit),
+        "fee_amount": money(fee_amount),
     }

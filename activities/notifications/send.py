@@ -27,6 +27,7 @@ from activities.notifications.message import Sender, sender_for
 from activities.notifications.render import build_context, choose_language
 from db.collection.invoice_rows import get_invoice
 from db.customers import get_customer_with_class
+from db.ledger.fold import fee_of
 from db.ledger.payments import get_payment
 from db.rows import ClassRow, CustomerRow
 from workflows import policies
@@ -183,6 +184,8 @@ class MailActivities:
             amount_due=invoice.amount_due if invoice else None,
             remaining=invoice.remaining if invoice else None,
             payment_amount=payment_amount, paid_at=paid_at, balance=customer.balance,
+            fee_amount=(await fee_of(conn, invoice.id)
+                        if invoice is not None and input.kind == "late_fee_charged" else None),
         )
 
 
@@ -210,5 +213,6 @@ def _retry_window_ends(info: activity.Info) -> bool:
 
 
 def _is_invoice_mail(kind: str) -> bool:
-    return kind in ("invoice_issued", "due_reminder", "overdue", "suspension_warning")
+    return kind in ("invoice_issued", "due_reminder", "overdue", "suspension_warning",
+                    "late_fee_charged")
 

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 
-from api.deps import run_operation
-from api.models import CustomerStatus, Printable, path_segment, problem
-from api.scopes import ensure_in_scope, not_found, read_audit, reader
+from api.deps import audit_info, invalid, run_operation, unavailable
+from api.models import (
+    CustomerStatus,
+    FeeWaiverIn,
+    FeeWaiverOut,
+    Printable,
+    path_segment,
+    problem,
+)
+from api.scopes import admin_only, ensure_in_scope, not_found, read_audit, reader
 from db.errors import UnknownCustomer
 from operations.context import Context
+from operations.errors import NotFound, OperationError, Unavailable
+from operations.fees import waive_fee
 from operations.status import customer_status
 from settings import ApiIdentity
 
@@ -57,3 +66,38 @@ async def get_customer(
         return await run_operation(request, read)
     except UnknownCustomer:
         raise not_found(customer_id) from None
+
+
+@router.post(
+    "/v1/customers/{customer_id}/invoices/{number}/fee-waiver", response_model=FeeWaiverOut,
+    summary="Waive an invoice's late fee (finance; realm admin)",
+    description=(
+        "SPEC 2.9: the ledger is then exactly as if the fee had never been charged, and the "
+        "customer is re-evaluated (service may resume). Realm `admin` only, else 403. "
+        "Audited (`fee.waive`, `on_behalf_of` the customer). `not_charged` and "
+        "`already_waived` are answers too; nothing changes then."
+    ),
+    responses={
+        401: problem("Missing or unknown bearer token", "missing or unknown bearer token"),
+        403: problem("The token's realm is not admin", "realm 'reseller' may not do this"),
+        404: problem("Unknown customer or invoice", "unknown customer 'c9'"),
+        503: problem("Database or Temporal unreachable",
+                     "service temporarily unavailable; retry later"),
+    },
+)
+async def post_fee_waiver(
+    customer_id: Annotated[str, path_segment("the customer's id"), Printable],
+    number: Annotated[str, path_segment("the invoice's number"), Printable],
+    body: FeeWaiverIn, request: Request, identity: ApiIdentity = Depends(admin_only),
+) -> dict[str, Any]:
+    audit = audit_info(request, identity, body.reason)
+    try:
+        return await run_operation(request, lambda ctx: waive_fee(ctx, customer_id, number,
+                                                                  audit))
+    except NotFound as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(err)) from None
+    except Unavailable:
+        raise unavailable() from None
+    except OperationError as err:
+        raise invalid(err) from None
+

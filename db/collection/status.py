@@ -62,6 +62,12 @@ def _invoice(row: InvoiceRow, cur: Currency, now: datetime) -> dict[str, Any]:
         "collection_status": row.collection_status,
         "payment_status": row.payment_status,
         "overdue": now >= row.overdue_at and row.remaining > 0,
+        # When the suspension happens (S', SPEC 2.10), and S and why when working time moved it.
+        "suspension_at": _utc(row.suspend_at),
+        "suspension_moved": None if row.suspension_moved_from is None else {
+            "from": _utc(row.suspension_moved_from), "why": row.suspension_moved_why},
+        # The late fee charged on it and not waived (SPEC 2.9), part of its remaining.
+        "late_fee": format_amount(row.fees, cur) if row.fees else None,
     }
 
 

@@ -26,7 +26,7 @@ from domain.collection.evaluation import (
     decide_service,
     evaluate,
 )
-from domain.ledger.allocation import InvoiceEntry, PaymentEntry, build_ledger
+from domain.ledger.allocation import FeeEntry, InvoiceEntry, PaymentEntry, build_ledger
 from domain.ledger.effects import InvoiceFacts
 
 
@@ -53,6 +53,8 @@ class PendingInvoice:
     overdue_at: datetime
     suspend_at: datetime
     new_charges: int
+    suspension_moved_from: datetime | None = None
+    suspension_moved_why: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,24 @@ async def applied_payments(conn: AsyncConnection, customer_id: str) -> list[Paym
         return await cur.fetchall()
 
 
+async def charged_fees(conn: AsyncConnection, customer_id: str) -> list[FeeEntry]:
+    """The customer's late fees the fold counts: every one charged and not waived."""
+    cur = await conn.execute(
+        "SELECT i.number, f.charged_at, f.amount FROM late_fees f"
+        " JOIN invoices i ON i.id = f.invoice_id"
+        " WHERE f.customer_id = %s AND f.waived_at IS NULL ORDER BY f.id", (customer_id,))
+    return [FeeEntry(number, charged_at, amount) for number, charged_at, amount
+            in await cur.fetchall()]
+
+
+async def fee_of(conn: AsyncConnection, invoice_id: int) -> int | None:
+    """The late fee charged on an invoice (waived or not), for its mail; None when none."""
+    cur = await conn.execute("SELECT amount FROM late_fees WHERE invoice_id = %s",
+                             (invoice_id,))
+    row = await cur.fetchone()
+    return None if row is None else int(row[0])
+
+
 async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, *,
                  now: datetime | None, reason: str,
                  pending: PendingInvoice | None = None) -> FoldOutcome:
@@ -114,7 +134,8 @@ async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, 
     if pending is not None:
         entries.append(InvoiceEntry(pending.number, pending.issued_at, pending.new_charges))
     ledger = build_ledger(entries, [PaymentEntry(str(p.id), p.received_at, p.amount)
-                                    for p in payments])
+                                    for p in payments],
+                          await charged_fees(conn, customer.id))
     evaluations = {e.number: e for e in evaluate(ledger, klass.threshold)}
 
     rows: dict[str, InvoiceRow] = {}
@@ -128,6 +149,7 @@ async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, 
             "open_amount": balance.open_amount,
             "remaining": balance.remaining,
             "received": balance.received,
+            "fees": balance.fees,
             "collection_status": str(ev.collection_status),
             "payment_status": str(ev.payment_status),
         }
@@ -218,18 +240,21 @@ async def _insert_invoice(conn: AsyncConnection, customer_id: str, pending: Pend
         """
         INSERT INTO invoices (customer_id, number, issued_at, due_text, overdue_at, suspend_at,
                               new_charges, previous_balance, amount_due, open_amount, remaining,
-                              received, collection_status, payment_status)
+                              received, collection_status, payment_status,
+                              suspension_moved_from, suspension_moved_why)
         VALUES (%(customer_id)s, %(number)s, %(issued_at)s, %(due_text)s, %(overdue_at)s,
                 %(suspend_at)s, %(new_charges)s, %(previous_balance)s, %(amount_due)s,
                 %(open_amount)s, %(remaining)s, %(received)s, %(collection_status)s,
-                %(payment_status)s)
+                %(payment_status)s, %(suspension_moved_from)s, %(suspension_moved_why)s)
         RETURNING {}
         """
     ).format(columns(InvoiceRow))
     params = {
         "customer_id": customer_id, "number": pending.number, "issued_at": pending.issued_at,
         "due_text": pending.due_text, "overdue_at": pending.overdue_at,
-        "suspend_at": pending.suspend_at, "new_charges": pending.new_charges, **derived,
+        "suspend_at": pending.suspend_at, "new_charges": pending.new_charges,
+        "suspension_moved_from": pending.suspension_moved_from,
+        "suspension_moved_why": pending.suspension_moved_why, **derived,
     }
     async with conn.cursor(row_factory=class_row(InvoiceRow)) as cur:
         await cur.execute(query, params)
@@ -246,7 +271,7 @@ async def _update_invoice(conn: AsyncConnection, invoice_id: int,
            SET previous_balance = %(previous_balance)s, amount_due = %(amount_due)s,
                open_amount = %(open_amount)s, remaining = %(remaining)s,
                received = %(received)s, collection_status = %(collection_status)s,
-               payment_status = %(payment_status)s
+               payment_status = %(payment_status)s, fees = %(fees)s
          WHERE id = %(id)s
         RETURNING {}
         """

@@ -22,6 +22,7 @@ from psycopg import AsyncConnection, Rollback, sql
 from psycopg.rows import class_row
 
 from db.audit import customer_target, invoice_target, payment_target, record_audit
+from db.classes import policy_of
 from db.codec import dumps
 from db.collection.invoice_rows import get_invoice, list_invoices
 from db.errors import InvalidValue, UnknownPayment
@@ -45,7 +46,9 @@ from db.rows import (
     PaymentRow,
     columns,
 )
+from domain.collection.policy import decide_late_fee
 from domain.ledger.commands import (
+    ChargeLateFee,
     EvaluateService,
     InvoiceChange,
     IssuedInvoice,
@@ -56,7 +59,10 @@ from domain.ledger.commands import (
     ReversalOutcome,
     ReversePayment,
     ServiceOutcome,
+    WaiveLateFee,
+    WaiverOutcome,
 )
+from domain.ledger.commands import LateFeeOutcome as LateFeeOutcome
 from domain.ledger.effects import ServiceTransition
 from domain.ledger.payments import (
     Actor,
@@ -67,9 +73,9 @@ from domain.ledger.payments import (
 )
 
 __all__ = [
-    "ServiceEvent", "apply_payment", "audit_of", "body_hash", "evaluate_service",
-    "fingerprint", "issue_invoice", "issued", "known_payment", "payment_hash", "reevaluate",
-    "reverse_payment", "transition_of",
+    "ServiceEvent", "apply_payment", "audit_of", "body_hash", "charge_late_fee",
+    "evaluate_service", "fingerprint", "issue_invoice", "issued", "known_payment",
+    "payment_hash", "reevaluate", "reverse_payment", "transition_of", "waive_late_fee",
 ]
 
 
@@ -143,7 +149,8 @@ async def issue_invoice(conn: AsyncConnection, cmd: IssueInvoice, *,
                 balance=customer.balance, service_state=customer.service_state)
         else:
             pending = PendingInvoice(cmd.number, cmd.issued_at, cmd.due_text, cmd.overdue_at,
-                                     cmd.suspend_at, cmd.new_charges)
+                                     cmd.suspend_at, cmd.new_charges,
+                                     cmd.suspension_moved_from, cmd.suspension_moved_why)
             outcome = await refold(conn, customer, klass, now=None, reason="invoice issued",
                                    pending=pending)
             invoice = next(i for i in outcome.invoices if i.number == cmd.number)
@@ -356,6 +363,102 @@ async def evaluate_service(conn: AsyncConnection, cmd: EvaluateService, *,
                                 balance=after.balance, transition=transition_of(service))
         await store_result(conn, token, "evaluate_service", customer.id, result)
         return result
+
+
+# ------------------------------------------------------------------------------ late fees
+async def charge_late_fee(conn: AsyncConnection, cmd: ChargeLateFee, *,
+                          token: str | None = None) -> LateFeeOutcome:
+    """Charge the invoice's late fee if SPEC 2.9 says so now (``decide_late_fee`` on the
+    stored status and remaining, under the customer's lock), refold and decide the service
+    at ``now``. Once per invoice: a fee row exists forever (the schema refuses a second)."""
+    now = _stamped(cmd.now)
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)
+        if (done := await stored_result(conn, token, "charge_late_fee",
+                                        LateFeeOutcome)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        invoice = await _invoice_of(conn, cmd.customer_id, cmd.invoice_number)
+        fee = await _fee_row(conn, invoice.id)
+        decision = decide_late_fee(policy_of(klass), collection_status=invoice.collection_status,
+                                   remaining=invoice.remaining, charged_before=fee is not None)
+        if decision.amount == 0:
+            result = LateFeeOutcome(
+                status="already_charged" if fee is not None else "not_due",
+                invoice_number=invoice.number, amount=fee[0] if fee else 0,
+                reason=decision.reason, service_state=customer.service_state,
+                balance=customer.balance, class_name=klass.name)
+        else:
+            charged_at = cmd.charged_at or now
+            _require_aware(charged_at)
+            await conn.execute(
+                "INSERT INTO late_fees (customer_id, invoice_id, amount, charged_at)"
+                " VALUES (%s, %s, %s, %s)",
+                (customer.id, invoice.id, decision.amount, max(charged_at, invoice.issued_at)))
+            outcome = await refold(conn, customer, klass, now=now,
+                                   reason=f"late fee on invoice {invoice.number}")
+            result = LateFeeOutcome(
+                status="charged", invoice_number=invoice.number, amount=decision.amount,
+                reason=decision.reason, service_state=outcome.customer.service_state,
+                balance=outcome.customer.balance, changed=list(outcome.changes),
+                transition=transition_of(outcome.service), class_name=klass.name)
+        await store_result(conn, token, "charge_late_fee", customer.id, result)
+        return result
+
+
+async def waive_late_fee(conn: AsyncConnection, cmd: WaiveLateFee, *,
+                         token: str | None = None) -> WaiverOutcome:
+    """Waive the invoice's fee: the fold leaves it out from then on, exactly as if it had
+    never been charged; re-evaluated and audited (``fee.waive``) in the same transaction."""
+    now = _stamped(cmd.now)
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)
+        if (done := await stored_result(conn, token, "waive_late_fee",
+                                        WaiverOutcome)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        invoice = await _invoice_of(conn, cmd.customer_id, cmd.invoice_number)
+        fee = await _fee_row(conn, invoice.id)
+        if fee is None or fee[1] is not None:
+            result = WaiverOutcome(
+                status="not_charged" if fee is None else "already_waived",
+                invoice_number=invoice.number, amount=fee[0] if fee else 0,
+                service_state=customer.service_state, balance=customer.balance,
+                class_name=klass.name)
+        else:
+            await conn.execute("UPDATE late_fees SET waived_at = %s WHERE invoice_id = %s",
+                               (now, invoice.id))
+            outcome = await refold(conn, customer, klass, now=now,
+                                   reason=f"late fee on invoice {invoice.number} waived")
+            result = WaiverOutcome(
+                status="waived", invoice_number=invoice.number, amount=fee[0],
+                service_state=outcome.customer.service_state,
+                balance=outcome.customer.balance, changed=list(outcome.changes),
+                transition=transition_of(outcome.service), class_name=klass.name)
+            if (audit := audit_of(cmd.actor)) is not None:
+                await record_audit(conn, AuditEntry.of(
+                    audit, "fee.waive", invoice_target(customer.id, invoice.number),
+                    on_behalf_of=customer.id,
+                    before={"fee": fee[0], "remaining": invoice.remaining},
+                    after={"fee": 0, "remaining": next(
+                        i.remaining for i in outcome.invoices if i.number == invoice.number)}))
+        await store_result(conn, token, "waive_late_fee", customer.id, result)
+        return result
+
+
+async def _invoice_of(conn: AsyncConnection, customer_id: str, number: str) -> InvoiceRow:
+    invoice = await get_invoice(conn, customer_id, number)
+    if invoice is None:
+        raise InvalidValue(f"customer {customer_id!r} has no invoice {number!r}")
+    return invoice
+
+
+async def _fee_row(conn: AsyncConnection, invoice_id: int) -> tuple[int, datetime | None] | None:
+    """(amount, waived_at) of the invoice's fee, or None when it was never charged."""
+    cur = await conn.execute("SELECT amount, waived_at FROM late_fees WHERE invoice_id = %s",
+                             (invoice_id,))
+    row = await cur.fetchone()
+    return None if row is None else (int(row[0]), row[1])
 
 
 # -------------------------------------------------------------------------------- helpers

@@ -20,6 +20,12 @@ The rules, all applied in ``build_ledger`` and nowhere else:
   remaining = max(0, amount due - payments received after issue)
           = open amounts of this invoice and every older one.
 
+- A late fee (SPEC 2.9) is an entry of its invoice, at most one per invoice, charged at an
+  instant at or after the invoice's issue: from that instant it raises the invoice's open
+  amount (and so its remaining and the balance); payments pay it like any other open
+  amount, and credit held at that instant is applied to it at once. At the same instant
+  invoices come first, then fees, then payments. Waiving a fee is folding again without it.
+
 All amounts are integer minor units of the customer's one currency.
 """
 
@@ -62,6 +68,21 @@ class PaymentEntry:
 
 
 @dataclass(frozen=True)
+class FeeEntry:
+    """A late fee charged on an invoice (SPEC 2.9); amount > 0, at most one per invoice."""
+
+    invoice_number: str
+    charged_at: datetime
+    amount: int
+
+    def __post_init__(self) -> None:
+        _require_aware(self.charged_at, f"fee of invoice {self.invoice_number!r} charged_at")
+        _require_int(self.amount, f"fee of invoice {self.invoice_number!r} amount")
+        if self.amount <= 0:
+            raise ValueError(f"fee of invoice {self.invoice_number!r} must be positive")
+
+
+@dataclass(frozen=True)
 class Allocation:
     """Money of one payment applied to one invoice.
 
@@ -86,6 +107,7 @@ class InvoiceBalance:
     open_amount: int
     remaining: int
     received: int
+    fees: int = 0  # the late fee charged on it (SPEC 2.9); part of open_amount until paid
 
 
 @dataclass(frozen=True)
@@ -98,23 +120,39 @@ class Ledger:
     balance: int
 
 
-def build_ledger(invoices: Iterable[InvoiceEntry], payments: Iterable[PaymentEntry]) -> Ledger:
-    """Fold invoices and payments, in the order they happened, into a Ledger."""
+def build_ledger(invoices: Iterable[InvoiceEntry], payments: Iterable[PaymentEntry],
+                 fees: Iterable[FeeEntry] = ()) -> Ledger:
+    """Fold invoices, late fees and payments, in the order they happened, into a Ledger."""
     ordered_invoices = sorted(invoices, key=lambda inv: (inv.issued_at, inv.number))
     # sorted() is stable, so payments at the same instant keep the order they were recorded.
     ordered_payments = sorted(payments, key=lambda pay: pay.received_at)
+    ordered_fees = sorted(fees, key=lambda fee: (fee.charged_at, fee.invoice_number))
     _require_unique([inv.number for inv in ordered_invoices], "invoice number")
     _require_unique([pay.key for pay in ordered_payments], "payment key")
+    # Once per invoice (SPEC 2.9): a second fee is a bug upstream, never a second charge.
+    _require_unique([fee.invoice_number for fee in ordered_fees], "late fee of invoice")
+    issued = {inv.number: inv.issued_at for inv in ordered_invoices}
+    for fee in ordered_fees:
+        if fee.invoice_number not in issued:
+            raise ValueError(f"late fee of unknown invoice {fee.invoice_number!r}")
+        if fee.charged_at < issued[fee.invoice_number]:
+            raise ValueError(f"late fee of invoice {fee.invoice_number!r} charged before "
+                             "the invoice was issued")
 
+    # One timeline: at the same instant invoices, then fees, then payments (stable).
+    events: list[tuple[datetime, int, int, InvoiceEntry | FeeEntry | PaymentEntry]] = [
+        *((inv.issued_at, 0, i, inv) for i, inv in enumerate(ordered_invoices)),
+        *((fee.charged_at, 1, i, fee) for i, fee in enumerate(ordered_fees)),
+        *((pay.received_at, 2, i, pay) for i, pay in enumerate(ordered_payments)),
+    ]
     fold = _Fold()
-    pending = deque(ordered_payments)
-    for entry in ordered_invoices:
-        # Invoices win ties: only payments strictly earlier than the issue go before it.
-        while pending and pending[0].received_at < entry.issued_at:
-            fold.receive(pending.popleft())
-        fold.issue(entry)
-    while pending:
-        fold.receive(pending.popleft())
+    for _, _, _, event in sorted(events, key=lambda e: (e[0], e[1], e[2])):
+        if isinstance(event, InvoiceEntry):
+            fold.issue(event)
+        elif isinstance(event, FeeEntry):
+            fold.charge(event)
+        else:
+            fold.receive(event)
     return fold.result()
 
 
@@ -134,6 +172,7 @@ class _Fold:
         self.previous_balance: dict[str, int] = {}
         self.open: dict[str, int] = {}
         self.received: dict[str, int] = {}
+        self.fees: dict[str, int] = {}
         self.credit: deque[_CreditLot] = deque()  # oldest first
         self.allocations: list[Allocation] = []
 
@@ -142,10 +181,18 @@ class _Fold:
         self.entries.append(entry)
         self.open[entry.number] = entry.new_charges
         self.received[entry.number] = 0
-        while self.credit and self.open[entry.number] > 0:
+        self._apply_credit(entry.number)
+
+    def charge(self, fee: FeeEntry) -> None:
+        self.open[fee.invoice_number] += fee.amount
+        self.fees[fee.invoice_number] = fee.amount
+        self._apply_credit(fee.invoice_number)
+
+    def _apply_credit(self, number: str) -> None:
+        while self.credit and self.open[number] > 0:
             lot = self.credit[0]
-            applied = min(lot.amount, self.open[entry.number])
-            self._allocate(lot.payment_key, entry.number, applied)
+            applied = min(lot.amount, self.open[number])
+            self._allocate(lot.payment_key, number, applied)
             lot.amount -= applied
             if lot.amount == 0:
                 self.credit.popleft()
@@ -186,6 +233,7 @@ class _Fold:
                     open_amount=self.open[entry.number],
                     remaining=open_so_far,
                     received=self.received[entry.number],
+                    fees=self.fees.get(entry.number, 0),
                 )
             )
         credit = self._credit_total()

@@ -40,8 +40,8 @@ class _Stamped:
 @dataclass(frozen=True)
 class IssueInvoice:
     """Record one invoice. Built at the edge by ``domain.collection.invoicing.issue_command``,
-    which computes D and S from the class's time zone and schedule, so the ledger and the
-    invoice's workflow agree on them."""
+    which computes D and S' from the class's policy (``domain.collection.timeline``), so the
+    ledger and the invoice's workflow agree on them."""
 
     customer_id: str
     number: str
@@ -49,8 +49,11 @@ class IssueInvoice:
     issued_at: datetime               # aware UTC
     due_text: str                     # as given ("2024-06-30" or an ISO datetime)
     overdue_at: datetime              # D
-    suspend_at: datetime              # S = D + grace
+    suspend_at: datetime              # S' (S = D + grace, moved by working time)
     actor: Actor | None = None        # given when a person issues it by hand
+    # When working time moved S to S' (SPEC 2.10): S and why; None when it did not move.
+    suspension_moved_from: datetime | None = None
+    suspension_moved_why: str | None = None
 
 
 @dataclass
@@ -224,3 +227,61 @@ class SuspensionReached:
 
 LedgerOutcome = (IssueOutcome | ReversalOutcome | AssignmentOutcome | ReevaluationOutcome
                  | ServiceOutcome)
+
+
+# --- late fees (SPEC 2.9) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChargeLateFee(_Stamped):
+    """Charge the invoice's late fee if it is due now (its workflow asks at D +
+    late-fee-after); the transaction decides, under the customer's lock, with
+    ``domain.collection.policy.decide_late_fee``."""
+
+    customer_id: str
+    invoice_number: str
+    now: datetime | None = None
+    # The fee's instant in the ledger: D + late-fee-after, the step's planned time (SPEC
+    # 2.9 "from that instant"); None: ``now``.
+    charged_at: datetime | None = None
+
+
+@dataclass
+class LateFeeOutcome:
+    """``charged``; ``already_charged`` (once per invoice, even after a waiver);
+    ``not_due`` (no fee in the policy, or the invoice does not drive dunning then)."""
+
+    status: str
+    invoice_number: str
+    amount: int
+    reason: str
+    service_state: str
+    balance: int
+    changed: list[InvoiceFacts] = field(default_factory=list)
+    transition: ServiceTransition | None = None
+    class_name: str = ""
+
+
+@dataclass(frozen=True)
+class WaiveLateFee(_Stamped):
+    """Finance waives an invoice's fee (audited): the ledger is then exactly as if it had
+    never been charged, and re-evaluated."""
+
+    customer_id: str
+    invoice_number: str
+    actor: Actor | None = None
+    now: datetime | None = None
+
+
+@dataclass
+class WaiverOutcome:
+    """``waived``; ``not_charged`` (nothing to waive); ``already_waived``."""
+
+    status: str
+    invoice_number: str
+    amount: int
+    service_state: str
+    balance: int
+    changed: list[InvoiceFacts] = field(default_factory=list)
+    transition: ServiceTransition | None = None
+    class_name: str = ""

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from domain.notifications.catalog import SERVICE_MAIL, service_notification_key
+from domain.notifications.catalog import (
+    SERVICE_MAIL,
+    invoice_notification_key,
+    service_notification_key,
+)
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Followup:
     # The payment of a payment_received mail, as two fields: either may contain ":".
     processor: str | None = None
     payment_id: str | None = None
+    # The invoice a late fee was just charged on: it gets a late_fee_charged mail (SPEC 2.9).
+    fee_invoice: str | None = None
 
 
 # --- the effects ---------------------------------------------------------------------
@@ -89,7 +95,8 @@ Effect = SignalInvoice | Provision | SendMail
 
 def needs_followup(followup: Followup) -> bool:
     """An outcome with nothing to carry out is not queued at all."""
-    return bool(followup.changed or followup.transition or followup.receipt_key)
+    return bool(followup.changed or followup.transition or followup.receipt_key
+                or followup.fee_invoice)
 
 
 def effects_of(customer_id: str, followup: Followup) -> tuple[Effect, ...]:
@@ -116,5 +123,10 @@ def effects_of(customer_id: str, followup: Followup) -> tuple[Effect, ...]:
             key=followup.receipt_key, kind="payment_received",
             processor=followup.processor, payment_id=followup.payment_id,
             payment_ref=followup.payment_ref,
+        ))
+    if followup.fee_invoice:
+        effects.append(SendMail(
+            key=invoice_notification_key(customer_id, followup.fee_invoice, "late_fee_charged"),
+            kind="late_fee_charged", invoice_number=followup.fee_invoice,
         ))
     return tuple(effects)

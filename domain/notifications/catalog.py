@@ -22,6 +22,7 @@ NOTIFICATION_KINDS: tuple[str, ...] = (
     "service_suspended",
     "service_resumed",
     "payment_received",
+    "late_fee_charged",  # SPEC 2.9: an event mail, sent at once when a fee is charged
 )
 
 # The mail of each service state a transition leads to (SPEC 2.4, 2.6).
@@ -33,6 +34,7 @@ class StepKind(StrEnum):
     OVERDUE = "overdue"
     SUSPENSION_WARNING = "suspension_warning"
     SUSPENSION = "suspension"
+    LATE_FEE = "late_fee"  # SPEC 2.9: at D + late-fee-after, when the class has a fee
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class StepRule:
     customer's service decision applies that condition (SPEC 2.4)."""
 
     kind: StepKind
-    mail: str | None  # the notification it sends; None for the suspension itself
+    mail: str | None  # the notification it sends; None for the suspension and the fee
     runs_if_late: bool  # SPEC 2.5: runs at once even when its time had passed
     # When two steps fall on the same instant they run in the order of the story told to
     # the customer: "due soon", "overdue", "will be suspended", "suspended". (With the
@@ -56,10 +58,13 @@ STEP_TABLE: dict[StepKind, StepRule] = {
                                     runs_if_late=False, story_order=0),
     # An invoice entered after its due date becomes overdue, and suspends, immediately.
     StepKind.OVERDUE: StepRule(StepKind.OVERDUE, "overdue", runs_if_late=True, story_order=1),
+    # The fee is charged by the customer's ledger, which sends its mail (late_fee_charged);
+    # like the reminders it is not charged late (SPEC 2.3: passed steps are not done late).
+    StepKind.LATE_FEE: StepRule(StepKind.LATE_FEE, None, runs_if_late=False, story_order=2),
     StepKind.SUSPENSION_WARNING: StepRule(StepKind.SUSPENSION_WARNING, "suspension_warning",
-                                          runs_if_late=False, story_order=2),
+                                          runs_if_late=False, story_order=3),
     StepKind.SUSPENSION: StepRule(StepKind.SUSPENSION, None, runs_if_late=True,
-                                  story_order=3),
+                                  story_order=4),
 }
 
 

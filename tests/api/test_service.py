@@ -30,6 +30,9 @@ EXPECTED = {
     ("put", "/v1/accounts/{account_id}"): {"200", "201", "401", "403", "413", "422", "503"},
     ("put", "/v1/subscriptions/{subscription_id}"):
         {"200", "201", "401", "403", "413", "422", "503"},
+    # Finance waives a late fee (SPEC 2.9): realm admin only.
+    ("post", "/v1/customers/{customer_id}/invoices/{number}/fee-waiver"):
+        {"200", "401", "403", "404", "422", "503"},
     ("get", "/healthz"): {"200", "503"},
     ("get", "/metrics"): {"200"},
 }

@@ -9,7 +9,7 @@ from psycopg import errors
 from tests.db.conftest import at, setup_customer, sha
 
 TABLES = {
-    "accounts", "subscriptions",
+    "accounts", "subscriptions", "late_fees",
     "customer_classes", "customers", "invoices", "payments", "allocations",
     "unmatched_payments", "notifications", "service_events", "customer_operations",
     "audit_log", "schema_migrations",

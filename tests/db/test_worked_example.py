@@ -80,6 +80,9 @@ async def test_worked_example(conn: psycopg.AsyncConnection) -> None:
                 "collection_status": "do_not_collect",
                 "payment_status": "paid",
                 "overdue": False,
+                "suspension_at": "2024-06-01T00:00:00+00:00",
+                "suspension_moved": None,  # a class working all day, every day
+                "late_fee": None,
             },
             {
                 "number": "INV-06",
@@ -90,6 +93,9 @@ async def test_worked_example(conn: psycopg.AsyncConnection) -> None:
                 "collection_status": "do_not_collect",
                 "payment_status": "partially_paid",
                 "overdue": True,
+                "suspension_at": "2024-07-01T00:00:00+00:00",
+                "suspension_moved": None,
+                "late_fee": None,
             },
         ],
     }

@@ -94,7 +94,8 @@ async def test_a_start_refused_for_a_missing_attribute_registers_them_and_retrie
         "payment_status": "unpaid", "issued_at": now, "overdue_at": now, "suspend_at": now,
     })
     klass = ClassRow(**{**{f: None for f in ClassRow.__dataclass_fields__},
-                        "name": "Residential", "currency": "USD", "reminders_seconds": ()})
+                        "name": "Residential", "currency": "USD", "reminders_seconds": (),
+                        "working_days": (1, 2, 3, 4, 5, 6, 7), "holidays": ()})
     started = await start_invoice_workflow(client, "no-worker", invoice, klass, "active", [])
     assert started == "started"
     assert {k.name for k in sa.ALL} <= await registered(client)

@@ -53,6 +53,7 @@ def full_context(language: str = "en", **overrides: object) -> dict[str, str]:
         payment_amount=1500,
         paid_at=datetime(2026, 6, 20, 15, tzinfo=UTC),
         balance=500,
+        fee_amount=40,
     )
     values.update(overrides)
     return build_context(**values)  # type: ignore[arg-type]
@@ -216,3 +217,20 @@ def test_worked_example_renders_in_brazilian_portuguese():
 )
 def test_language_falls_back_customer_then_class_then_english(customer, klass, expected):
     assert choose_language(customer, klass) == expected
+
+
+def test_late_fee_mail_in_every_language_with_the_issues_figures():
+    """Issue 13: 2% of 20.00 is a 0.40 fee; 20.40 is then outstanding."""
+    expected = {
+        "en": ("A late fee of R$0.40 was added to invoice INV-06",
+               "Outstanding now:    R$20.40"),
+        "es": ("Se añadió un recargo por mora de 0,40\xa0BRL a la factura INV-06",
+               "Saldo pendiente ahora:  20,40\xa0BRL"),
+        "pt-BR": ("Multa por atraso de R$\xa00,40 lançada na fatura INV-06",
+                  "Em aberto agora:        R$\xa020,40"),
+    }
+    for language, (subject, line) in expected.items():
+        rendered = render("late_fee_charged", language, full_context(
+            language, currency_code="BRL", fee_amount=40, remaining=2040))
+        assert rendered.subject == subject
+        assert line in rendered.text

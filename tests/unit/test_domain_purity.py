@@ -12,7 +12,7 @@ from pathlib import Path
 from temporalio import workflow
 
 from domain import money, when
-from domain.collection import evaluation, schedule
+from domain.collection import evaluation, policy, schedule, timeline
 from domain.ledger import allocation
 
 
@@ -28,7 +28,10 @@ def _probe() -> str:
     due = when.overdue_instant(when.parse_due("2026-05-31"))
     steps = schedule.plan_steps(due, schedule.Policy(reminders=(when.parse_duration("3d"),)))
     decided = schedule.decide_steps(steps, due, None)
-    return f"{money.format_amount(ledger.balance, usd)} {statuses[0].payment_status} {decided}"
+    # The default policy in UTC: no tz database lookup, which the sandbox refuses.
+    moved = timeline.timeline(policy.ClassPolicy(), due, now=due)
+    return (f"{money.format_amount(ledger.balance, usd)} {statuses[0].payment_status} "
+            f"{decided} {len(moved)}")
 
 
 _PROBED_AT_IMPORT = _probe()

@@ -59,7 +59,18 @@ def test_step_table_is_spec_2_5() -> None:
         StepKind.OVERDUE: ("overdue", True),
         StepKind.SUSPENSION_WARNING: ("suspension_warning", False),
         StepKind.SUSPENSION: (None, True),
+        # SPEC 2.9: the ledger charges it and sends late_fee_charged; never charged late.
+        StepKind.LATE_FEE: (None, False),
     }
+
+
+def test_a_charged_fee_sends_its_mail_after_the_invoices_hear_of_it() -> None:
+    effects = effects_of("c1", Followup(changed=[JUNE], fee_invoice="JUNE"))
+    assert needs_followup(Followup(fee_invoice="JUNE"))
+    assert [type(e).__name__ for e in effects] == ["SignalInvoice", "SendMail"]
+    mail = effects[-1]
+    assert (mail.kind, mail.invoice_number, mail.key) == (  # type: ignore[union-attr]
+        "late_fee_charged", "JUNE", "invoice:c1:JUNE:late_fee_charged")
     orders = [r.story_order for r in STEP_TABLE.values()]
     assert orders == sorted(orders) and len(set(orders)) == len(orders)
 

@@ -15,19 +15,21 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.collection.evaluation import drives_dunning
     from domain.collection.schedule import Step, StepDecision, decide_steps
-    from domain.ledger.commands import ReachSuspension, SuspensionReached
+    from domain.ledger.commands import ChargeLateFee, ReachSuspension, SuspensionReached
     from domain.notifications.catalog import STEP_TABLE, StepKind, invoice_notification_key
     from workflows import policies
     from workflows import search_attributes as sa
     from workflows.collection.payloads import (
         CHECK_INVOICE,
         REACH_SUSPENSION,
+        REQUEST_LATE_FEE,
         CheckInvoiceInput,
         InvoiceFacts,
         InvoiceReevaluatedSignal,
         InvoiceStatusQueryResult,
         InvoiceWorkflowInput,
         InvoiceWorkflowResult,
+        LateFeeRequested,
     )
     from workflows.notifications.notify import deliver
     from workflows.notifications.payloads import SendNotificationInput
@@ -49,6 +51,12 @@ class InvoiceWorkflow:
             Step(kind=StepKind(s.kind), key=s.key, at=s.at)
             for s in sorted(input.steps, key=lambda s: s.at)
         ]
+        # Steps working time moved (SPEC 2.10), computed where the invoice was issued and
+        # carried by the input: their nominal time and why, for the query and the UI.
+        self.moved: dict[str, tuple[datetime, str]] = {
+            s.key: (s.nominal_at, s.why) for s in input.steps
+            if s.nominal_at is not None and s.why
+        }
         self.outcomes: dict[str, str] = {}
         self.changed = False
         self.reason = "just issued"
@@ -79,6 +87,10 @@ class InvoiceWorkflow:
             next_step_at=nxt.at if nxt else None,
             reason=self.reason,
             steps=dict(self.outcomes),
+            next_step_nominal_at=self.moved[nxt.key][0] if nxt and nxt.key in self.moved
+            else None,
+            next_step_why=self.moved[nxt.key][1] if nxt and nxt.key in self.moved else None,
+            moved={key: why for key, (_, why) in self.moved.items()},
         )
 
     # --- main loop ---------------------------------------------------------------------
@@ -130,6 +142,15 @@ class InvoiceWorkflow:
         for step, decision in decisions:
             self.pending.remove(step)
             rule = STEP_TABLE[step.kind]
+            if step.kind is StepKind.LATE_FEE:
+                # Only in inputs planned for a class with a fee (SPEC 2.9): histories
+                # recorded before have no such step, so their commands are unchanged.
+                if decision is StepDecision.SKIP:
+                    self.outcomes[step.key] = "skipped: its time had passed"
+                else:
+                    await self._request_late_fee(step.at)
+                    self.outcomes[step.key] = "requested"
+                continue
             if rule.mail is None:  # the suspension itself
                 # Recorded whatever the status: a later reversal or re-run that makes the
                 # invoice `collect` must suspend at once (SPEC 2.4).
@@ -183,6 +204,18 @@ class InvoiceWorkflow:
             retry_policy=policies.LEDGER_RETRY,
         )
 
+    async def _request_late_fee(self, at: datetime) -> None:
+        # The customer's ledger decides (collect with remaining > 0, once per invoice) and
+        # charges it as of ``at``; this invoice hears of its new remaining by the signal.
+        await workflow.execute_activity(
+            REQUEST_LATE_FEE,
+            ChargeLateFee(self.input.customer_id, self.input.invoice_number,
+                          charged_at=at),
+            result_type=LateFeeRequested,
+            start_to_close_timeout=policies.LEDGER_TIMEOUT,
+            retry_policy=policies.LEDGER_RETRY,
+        )
+
     def _send(self, kind: str, key: str) -> None:
         notification = SendNotificationInput(
             key=key, kind=kind, customer_id=self.input.customer_id,
@@ -211,6 +244,9 @@ class InvoiceWorkflow:
         waiting = (
             f"next: **{nxt.key}** at {nxt.at.isoformat()}" if nxt else "next: payment"
         )
+        if nxt is not None and nxt.key in self.moved:
+            nominal, why = self.moved[nxt.key]
+            waiting += f" (moved from {nominal.isoformat()}: {why})"
         workflow.set_current_details(
             f"Invoice {self.input.invoice_number} of {self.input.customer_id}: "
             f"{self.facts.payment_status}, remaining {self.facts.remaining} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from domain.ledger.commands import ChargeLateFee as ChargeLateFee
 from domain.ledger.commands import ReachSuspension as ReachSuspension
 from domain.ledger.commands import ReevaluationOutcome as ReevaluationOutcome
 from domain.ledger.commands import SuspensionReached as SuspensionReached
@@ -18,6 +19,7 @@ from domain.ledger.payments import Actor as Actor
 
 CHECK_INVOICE = "check_invoice"
 REACH_SUSPENSION = "reach_suspension"
+REQUEST_LATE_FEE = "request_late_fee"
 REOPEN_INVOICE = "reopen_invoice"
 START_INVOICE_WORKFLOW = "start_invoice_workflow"
 APPLY_SERVICE_STATE = "apply_service_state"
@@ -32,7 +34,11 @@ REEVALUATE_VIA_WORKFLOW = "reevaluate_via_customer_workflow"
 class PlannedStep:
     kind: str
     key: str
-    at: datetime
+    at: datetime  # when the step happens (moved by working time, SPEC 2.10)
+    # When working time moved it: its time by SPEC 2.5 alone, and why. Absent from inputs
+    # recorded before working time existed, whose steps never moved.
+    nominal_at: datetime | None = None
+    why: str | None = None
 
 
 @dataclass
@@ -70,6 +76,19 @@ class InvoiceStatusQueryResult:
     next_step_at: datetime | None
     reason: str
     steps: dict[str, str]
+    # The next step's time by SPEC 2.5 alone and why working time moved it (None: not moved).
+    next_step_nominal_at: datetime | None = None
+    next_step_why: str | None = None
+    # Every step working time moved, with why: "due_reminder:3d" -> "...".
+    moved: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LateFeeRequested:
+    """The customer's workflow was asked to charge the fee; its ledger decides and answers
+    nobody (the invoice hears of the new remaining by the re-evaluation signal)."""
+
+    requested: bool
 
 
 @dataclass

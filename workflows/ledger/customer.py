@@ -25,14 +25,18 @@ with workflow.unsafe.imports_passed_through():
     from domain.ledger.commands import (
         AssignmentOutcome,
         AssignPayment,
+        ChargeLateFee,
         EvaluateService,
         IssueInvoice,
         IssueOutcome,
+        LateFeeOutcome,
         Reevaluate,
         ReevaluationOutcome,
         ReversalOutcome,
         ReversePayment,
         ServiceOutcome,
+        WaiveLateFee,
+        WaiverOutcome,
     )
     from domain.ledger.effects import (
         Effect,
@@ -61,10 +65,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ledger.payloads import (
         APPLY_PAYMENT,
         ASSIGN_UNMATCHED,
+        CHARGE_LATE_FEE,
         EVALUATE_SERVICE,
         ISSUE_INVOICE,
         REEVALUATE_CUSTOMER,
         REVERSE_PAYMENT,
+        WAIVE_LATE_FEE,
         CustomerOperation,
         CustomerState,
         CustomerStateQueryResult,
@@ -78,7 +84,7 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 OutcomeT = TypeVar("OutcomeT", bound="LedgerOutcome")
 LedgerOutcome = (PaymentOutcome | IssueOutcome | ReversalOutcome | AssignmentOutcome
-                 | ReevaluationOutcome | ServiceOutcome)
+                 | ReevaluationOutcome | ServiceOutcome | LateFeeOutcome | WaiverOutcome)
 
 # Patch ids: a change of commands that running histories must still replay past.
 DRY_RUN_KEEPS_PUBLISHED_STATE = "dry-run-keeps-published-state"
@@ -190,6 +196,19 @@ class CustomerWorkflow:
     def _validate_reevaluation(self, command: Reevaluate) -> None:
         self._mine(command.customer_id)
 
+    @workflow.update
+    async def waive_late_fee(self, command: WaiveLateFee) -> WaiverOutcome:
+        """Finance waives an invoice's late fee (SPEC 2.9); audited by the transaction."""
+        outcome = await self._transact(
+            WAIVE_LATE_FEE, f"late fee of invoice {command.invoice_number} waived",
+            command.at(workflow.now()), WaiverOutcome)
+        self._follow(outcome)
+        return outcome
+
+    @waive_late_fee.validator
+    def _validate_waiver(self, command: WaiveLateFee) -> None:
+        self._mine(command.customer_id)
+
     # --- signals: fire-and-forget, queued ----------------------------------------------
 
     @workflow.signal
@@ -209,6 +228,17 @@ class CustomerWorkflow:
             workflow.logger.warning(f"ignoring service evaluation signal: {err}")
             return
         self.entity.queue.append(CustomerOperation(kind="evaluate_service", evaluate=command))
+
+    @workflow.signal
+    def charge_late_fee(self, command: ChargeLateFee) -> None:
+        """From the invoice's workflow at D + late-fee-after (SPEC 2.9): queued like a
+        payment; the ledger decides whether the fee is due."""
+        try:
+            self._mine(command.customer_id)
+        except ValueError as err:
+            workflow.logger.warning(f"ignoring late fee signal: {err}")
+            return
+        self.entity.queue.append(CustomerOperation(kind="late_fee", fee=command))
 
     @workflow.query
     def state(self) -> CustomerStateQueryResult:
@@ -259,6 +289,12 @@ class CustomerWorkflow:
                 outcome = await self._transact(EVALUATE_SERVICE, op.evaluate.reason,
                                                op.evaluate.at(workflow.now()), ServiceOutcome)
                 self._follow(outcome)
+            elif op.kind == "late_fee" and op.fee is not None:
+                fee = await self._transact(
+                    CHARGE_LATE_FEE, f"late fee of invoice {op.fee.invoice_number}",
+                    op.fee.at(workflow.now()), LateFeeOutcome)
+                self._follow(fee, fee_invoice=fee.invoice_number
+                             if fee.status == "charged" else None)
         except ApplicationError as err:
             # Bad input on the fire-and-forget path has nobody to answer to: log it.
             workflow.logger.warning(f"operation {op.kind} rejected: {err}")
@@ -351,10 +387,11 @@ class CustomerWorkflow:
 
     def _follow(self, result: LedgerOutcome, *,
                 receipt_key: str | None = None, processor: str | None = None,
-                payment_id: str | None = None) -> None:
+                payment_id: str | None = None, fee_invoice: str | None = None) -> None:
         followup = Followup(changed=result.changed, transition=result.transition,
                             receipt_key=receipt_key, service_state=result.service_state,
-                            processor=processor, payment_id=payment_id)
+                            processor=processor, payment_id=payment_id,
+                            fee_invoice=fee_invoice)
         if needs_followup(followup):
             self.entity.followups.append(followup)
 

@@ -14,16 +14,20 @@ from datetime import datetime
 
 from domain.ledger.commands import AssignmentOutcome as AssignmentOutcome
 from domain.ledger.commands import AssignPayment as AssignPayment
+from domain.ledger.commands import ChargeLateFee as ChargeLateFee
 from domain.ledger.commands import EvaluateService as EvaluateService
 from domain.ledger.commands import InvoiceChange as InvoiceChange
 from domain.ledger.commands import IssuedInvoice as IssuedInvoice
 from domain.ledger.commands import IssueInvoice as IssueInvoice
 from domain.ledger.commands import IssueOutcome as IssueOutcome
+from domain.ledger.commands import LateFeeOutcome as LateFeeOutcome
 from domain.ledger.commands import Reevaluate as Reevaluate
 from domain.ledger.commands import ReevaluationOutcome as ReevaluationOutcome
 from domain.ledger.commands import ReversalOutcome as ReversalOutcome
 from domain.ledger.commands import ReversePayment as ReversePayment
 from domain.ledger.commands import ServiceOutcome as ServiceOutcome
+from domain.ledger.commands import WaiveLateFee as WaiveLateFee
+from domain.ledger.commands import WaiverOutcome as WaiverOutcome
 from domain.ledger.effects import Followup as Followup
 from domain.ledger.effects import InvoiceFacts as InvoiceFacts
 from domain.ledger.effects import ServiceTransition as ServiceTransition
@@ -38,6 +42,8 @@ REVERSE_PAYMENT = "reverse_payment"
 ASSIGN_UNMATCHED = "assign_unmatched"
 REEVALUATE_CUSTOMER = "reevaluate_customer"
 EVALUATE_SERVICE = "evaluate_service"
+CHARGE_LATE_FEE = "charge_late_fee"
+WAIVE_LATE_FEE = "waive_late_fee"
 
 
 @dataclass
@@ -60,10 +66,11 @@ class PostPaymentInput:
 class CustomerOperation:
     """A queued fire-and-forget operation (signal path) waiting for its turn."""
 
-    kind: str  # "payment" | "evaluate_service"
+    kind: str  # "payment" | "evaluate_service" | "late_fee"
     # ApplyPayment; PostPaymentInput in states recorded before it (and from the signal).
     payment: ApplyPayment | PostPaymentInput | None = None
     evaluate: EvaluateService | None = None
+    fee: ChargeLateFee | None = None
 
 
 @dataclass
