@@ -23,6 +23,7 @@ from psycopg.pq import TransactionStatus
 from client.invoices import invoice_status, planned_steps
 from client.reruns import rerun_result
 from db import console as queries
+from db.classes import get_class
 from db.collection.invoice_rows import list_invoices
 from db.console import AuditFilter, FoundCustomer, NotificationLine, TimelineEvent
 from db.customers import get_customer_with_class
@@ -211,12 +212,19 @@ async def dry_run(ctx: Context, class_name: str | None, customer_id: str | None,
     """Start a dry run (it changes nothing) and wait up to ``wait_seconds`` for its
     results; ``done`` False when it is still running (then follow its workflow id)."""
     started = await start_rerun(ctx, class_name, customer_id, True, audit, wait=False)
+    # Results carry minor units of the class's currency (one class, one currency).
+    if class_name is not None:
+        klass = await get_class(ctx.conn, class_name)
+    else:
+        found = await get_customer_with_class(ctx.conn, str(customer_id))
+        klass = found[1] if found else None
+    code = klass.currency if klass else "XXX"
     try:
         progress = await asyncio.wait_for(
             rerun_result(await ctx.client(), started["workflow_id"]), wait_seconds)
     except TimeoutError:
-        return started
-    return rerun_document(started["workflow_id"], True, progress)
+        return {**started, "currency": code}
+    return {**rerun_document(started["workflow_id"], True, progress), "currency": code}
 
 
 __all__ = ["NOTIFICATION_STATUSES", "AuditFilter", "CustomerPage", "NextStep", "Page",

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
 
-from activities.notifications.render import babel_locale, format_money
+from activities.notifications.render import babel_locale, due_day, format_money
 from domain.money import currency, parse_amount
 
 
@@ -37,3 +37,9 @@ def day(value: date | None, language: str) -> str:
     if value is None:
         return ""
     return format_date(value, format="medium", locale=babel_locale(language))
+
+
+def due(overdue_at: datetime, timezone: str, language: str) -> str:
+    """The last day to pay as the customer's mails say it (the day before D when D is a
+    local midnight), in the reader's locale."""
+    return day(due_day(overdue_at, timezone), language)

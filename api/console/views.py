@@ -219,6 +219,8 @@ def render(request: Request, viewer: Viewer | None, template: str, *, status: in
     def when(instant: datetime | None, zone: str = "UTC") -> str:
         return formatting.when(instant, language, zone)
 
+    context.setdefault("title", "Console")
+
     def money_text(text: str, code: str) -> str:
         return formatting.money_text(text, code, language)
 
@@ -226,6 +228,7 @@ def render(request: Request, viewer: Viewer | None, template: str, *, status: in
         request_path=request.url.path, viewer=viewer, csrf=session.csrf if session else "",
         language=language, languages=LANGUAGES, flash=flash, money=money, when=when,
         money_text=money_text, day=lambda d: formatting.day(d, language), url=_url,
+        due=lambda instant, zone: formatting.due(instant, zone, language),
         customer_url=customer_url, **context)
     response = HTMLResponse(html, status_code=status, headers=_NO_STORE)
     if session is not None and session.dirty:
@@ -283,7 +286,7 @@ async def signin_page(request: Request, back: str = "") -> Response:
         session = Session(language=preferred_language(request.headers.get("accept-language")))
         session.dirty = True
     return render(request, None, "signin.html", session=session, back=_safe_back(back),
-                  error=None)
+                  error=None, title="Sign in")
 
 
 @router.post("/signin")
@@ -300,7 +303,7 @@ async def signin(request: Request) -> Response:
         log.info("console sign-in refused (request %s)", request.state.request_id)
         return render(request, None, "signin.html", status=401, session=session,
                       back=_safe_back(form.get("back", "")),
-                      error="That token is not valid for the console.")
+                      error="That token is not valid for the console.", title="Sign in")
     # A new session: a new CSRF token, so nothing from before sign-in carries over.
     fresh = Session(digest=token_digest(_key(request), form["token"].strip()),
                     language=str(language))
@@ -608,7 +611,7 @@ async def notifications(request: Request, status: str = "failed",
     page, counts = await operate(request, lambda ctx: reads.notifications(
         ctx, status, reseller_id=reseller, customer_id=customer_id, after=cursor))
     return render(request, viewer, "notifications.html", page=page, counts=counts,
-                  status=status, statuses=reads.NOTIFICATION_STATUSES,
+                  current=status, statuses=reads.NOTIFICATION_STATUSES,
                   title="Notifications")
 
 
