@@ -34,13 +34,20 @@ from aiosmtpd.controller import Controller
 
 from api.app import create_app
 from db.customers import NewCustomer
+from db.subscriptions import AccountSpec
 from operations.classes import ClassChange, set_class
 from operations.customers import add
-from operations.feed import CustomerChange, set_customer
+from operations.feed import (
+    CustomerChange,
+    SubscriptionInput,
+    put_account_record,
+    put_subscription_record,
+    set_customer,
+)
 from operations.invoices import IssueRequest, issue_invoice
 from operations.payments import PaymentRequest, post_payment
 from settings import ApiIdentity
-from tests.conftest import create_database, with_database
+from tests.conftest import _drop, create_database, with_database
 from tests.support.ports import free_port
 from tests.support.stack import ADMIN, Stack, running_stack
 
@@ -181,7 +188,6 @@ async def console(temporal_env, pg_admin_url: str, template_database: str,
         finally:
             server.should_exit = True
             await serving
-    from tests.conftest import _drop
     _drop(pg_admin_url, name)
 
 
@@ -224,6 +230,22 @@ async def seed(stack: Stack, suffix: str) -> dict[str, str]:
     await stack.call(post_payment, PaymentRequest(
         processor="card", payment_id=f"pay-15-{suffix}", customer_id=ids["spec5"],
         amount="15.00", currency="USD", received_at=None), None)
+    # SPEC 2.8's seed: three lines with Essentials 20.00, a Netflix bonus free for the
+    # month, one HBO 15.00: 75.00 expected this month.
+    month_end = (t0.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    for n in (1, 2, 3):
+        account = f"{ids['spec5']}-line{n}"
+        await stack.call(put_account_record, AccountSpec(id=account, customer_id=ids["spec5"],
+                                                         name=f"Line {n}"), ADMIN)
+        await stack.call(put_subscription_record, SubscriptionInput(
+            id=f"{account}-ess", account_id=account, product="Essentials", fee="20.00",
+            starts="2026-01-01"), ADMIN)
+    await stack.call(put_subscription_record, SubscriptionInput(
+        id=f"{ids['spec5']}-netflix", account_id=f"{ids['spec5']}-line1", product="Netflix",
+        fee="10.00", starts="2026-01-01", free_until=month_end.date().isoformat()), ADMIN)
+    await stack.call(put_subscription_record, SubscriptionInput(
+        id=f"{ids['spec5']}-hbo", account_id=f"{ids['spec5']}-line2", product="HBO",
+        fee="15.00", starts="2026-01-01"), ADMIN)
 
     # Owes 50.00, past due: suspended until someone pays.
     await customer("pay", "Paula Payer", f"paula-{suffix}@example.com")

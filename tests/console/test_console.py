@@ -106,6 +106,8 @@ async def test_worked_example_customer_may_paid_june_5_do_not_collect(page, cons
         "href")
     assert temporal.endswith("/workflows?query=" + quote(f'CustomerId="{customer_id}"', safe=""))
 
+    assert "Expected this month: $75.00" in await page.inner_text("main")  # SPEC 2.8
+
     # The admin's read is audited on behalf of the customer (SPEC 2.7).
     reads = await audit_rows(console, "customer.read", customer_id)
     assert ("ana-finance", "admin", customer_id, "console read") in reads
