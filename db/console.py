@@ -121,52 +121,62 @@ class TimelineEvent:
     key: str  # an id unique within the kind (a mail's key, for a resend)
 
 
+TimelineKey = tuple[datetime, str, str]  # (at, kind, key): a timeline event's place
+
+
 async def customer_timeline(conn: AsyncConnection, customer_id: str, *,
-                            before: datetime | None, limit: int) -> list[TimelineEvent]:
+                            before: TimelineKey | None, limit: int) -> list[TimelineEvent]:
     """The customer's invoices, payments, reversals, service events and mails, newest
-    first, strictly before ``before``; ``limit + 1`` rows at most. Each source is read by
-    its (customer, time) index and bounded by the same limit before the merge."""
+    first (at, kind, key descending), strictly before the event ``before``; ``limit + 1``
+    rows at most. Each source is read by its (customer, time) index and bounded by the same
+    limit before the merge; events at the same instant are told apart by kind and key, so
+    no page boundary loses one."""
     rows = _limit(limit)
-    query = """
-        WITH events AS (
-          (SELECT issued_at AS at, 'invoice' AS kind, number AS title, new_charges AS amount,
-                  collection_status AS status, payment_status AS detail, number AS key
-             FROM invoices WHERE customer_id = %(c)s
-              AND (%(before)s::timestamptz IS NULL OR issued_at < %(before)s)
-            ORDER BY issued_at DESC LIMIT %(rows)s)
-          UNION ALL
-          (SELECT received_at, 'payment', payment_id, amount, status, processor,
-                  processor || '/' || payment_id
-             FROM payments WHERE customer_id = %(c)s
-              AND (%(before)s::timestamptz IS NULL OR received_at < %(before)s)
-            ORDER BY received_at DESC LIMIT %(rows)s)
-          UNION ALL
-          (SELECT reversed_at, 'reversal', payment_id, amount, 'reversed', processor,
-                  processor || '/' || payment_id
-             FROM payments WHERE customer_id = %(c)s AND status = 'reversed'
-              AND (%(before)s::timestamptz IS NULL OR reversed_at < %(before)s)
-            ORDER BY reversed_at DESC LIMIT %(rows)s)
-          UNION ALL
-          (SELECT occurred_at, 'service', state, NULL::bigint, state,
-                  reason || CASE WHEN cardinality(causes) > 0
-                                 THEN ' (' || array_to_string(causes, ', ') || ')' ELSE '' END,
-                  id::text
-             FROM service_events WHERE customer_id = %(c)s
-              AND (%(before)s::timestamptz IS NULL OR occurred_at < %(before)s)
-            ORDER BY occurred_at DESC LIMIT %(rows)s)
-          UNION ALL
-          (SELECT created_at, 'mail', kind, NULL::bigint, status,
-                  coalesce(last_error, invoice_number), key
-             FROM notifications WHERE customer_id = %(c)s
-              AND (%(before)s::timestamptz IS NULL OR created_at < %(before)s)
-            ORDER BY created_at DESC LIMIT %(rows)s)
-        )
-        SELECT at, kind, title, amount, status, detail, key FROM events
-         ORDER BY at DESC, kind, key
-         LIMIT %(rows)s
-    """
+    at, kind, key = before if before else (None, None, None)
+    # Per source: before the cursor's instant, or at it and before it by (kind, key).
+    # Every fragment below is a constant of this function; values go in as parameters.
+    after_cursor = sql.SQL(
+        "(%(at)s::timestamptz IS NULL OR {t} < %(at)s"
+        " OR ({t} = %(at)s AND ({kind}, {key}) < (%(kind)s, %(key)s)))")
+
+    def source(select: str, where: str, t: str, kind_sql: str, key_sql: str) -> sql.Composed:
+        time_col, key_col = sql.SQL(t), sql.SQL(key_sql)  # type: ignore[arg-type]
+        return sql.SQL("(SELECT {select} {where} AND {cond}"
+                       " ORDER BY {t} DESC, {key} DESC LIMIT %(rows)s)").format(
+            select=sql.SQL(select), where=sql.SQL(where), t=time_col,  # type: ignore[arg-type]
+            key=key_col, cond=after_cursor.format(t=time_col, kind=sql.SQL(kind_sql),  # type: ignore[arg-type]
+                                                  key=key_col))
+
+    parts = [
+        source("issued_at AS at, 'invoice' AS kind, number AS title, new_charges AS amount,"
+               " collection_status AS status, payment_status AS detail, number AS key",
+               "FROM invoices WHERE customer_id = %(c)s", "issued_at", "'invoice'", "number"),
+        source("received_at, 'payment', payment_id, amount, status, processor,"
+               " processor || '/' || payment_id",
+               "FROM payments WHERE customer_id = %(c)s", "received_at", "'payment'",
+               "(processor || '/' || payment_id)"),
+        source("reversed_at, 'reversal', payment_id, amount, 'reversed', processor,"
+               " processor || '/' || payment_id",
+               "FROM payments WHERE customer_id = %(c)s AND status = 'reversed'",
+               "reversed_at", "'reversal'", "(processor || '/' || payment_id)"),
+        source("occurred_at, 'service', state, NULL::bigint, state,"
+               " reason || CASE WHEN cardinality(causes) > 0"
+               " THEN ' (' || array_to_string(causes, ', ') || ')' ELSE '' END,"
+               " lpad(id::text, 20, '0')",
+               "FROM service_events WHERE customer_id = %(c)s", "occurred_at", "'service'",
+               "lpad(id::text, 20, '0')"),
+        source("created_at, 'mail', kind, NULL::bigint, status,"
+               " coalesce(last_error, invoice_number), key",
+               "FROM notifications WHERE customer_id = %(c)s", "created_at", "'mail'", "key"),
+    ]
+    query = sql.SQL(
+        "WITH events AS ({parts})"
+        " SELECT at, kind, title, amount, status, detail, key FROM events"
+        " ORDER BY at DESC, kind DESC, key DESC LIMIT %(rows)s").format(
+        parts=sql.SQL(" UNION ALL ").join(parts))
     async with conn.cursor(row_factory=class_row(TimelineEvent)) as cur:
-        await cur.execute(query, {"c": customer_id, "before": before, "rows": rows})
+        await cur.execute(query, {"c": customer_id, "at": at, "kind": kind, "key": key,
+                                  "rows": rows})
         return await cur.fetchall()
 
 
@@ -333,7 +343,8 @@ async def class_names(conn: AsyncConnection) -> list[str]:
 
 
 __all__ = ["MAX_PAGE", "AuditFilter", "CustomerPayment", "FoundCustomer", "NotificationLine",
-           "TimelineEvent", "audit_actions", "audit_page", "class_names", "customer_timeline",
+           "TimelineEvent", "TimelineKey", "audit_actions", "audit_page", "class_names",
+           "customer_timeline",
            "like_prefix", "notification_counts",
            "notification_customer", "notifications_page", "recent_payments",
            "search_customers", "search_query", "unmatched_page"]

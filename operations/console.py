@@ -25,7 +25,13 @@ from client.reruns import rerun_result
 from db import console as queries
 from db.classes import get_class
 from db.collection.invoice_rows import list_invoices
-from db.console import AuditFilter, FoundCustomer, NotificationLine, TimelineEvent
+from db.console import (
+    AuditFilter,
+    FoundCustomer,
+    NotificationLine,
+    TimelineEvent,
+    TimelineKey,
+)
 from db.customers import get_customer_with_class
 from db.errors import UnknownCustomer
 from db.rows import AuditInfo, AuditRecord, ClassRow, CustomerRow, InvoiceRow, UnmatchedRow
@@ -39,6 +45,8 @@ TIMELINE_PAGE = 50
 # Statuses in the order finance works through them: what needs a person first.
 NOTIFICATION_STATUSES = ("failed", "unknown", "sending", "pending", "sent")
 CONSOLE_READ = "customer.read"
+SEARCH_READ = "customers.search"
+NOTIFICATIONS_READ = "notifications.list"
 
 # A check the caller runs inside the page's transaction (its scope check); raises to refuse.
 Check = Callable[[AsyncConnection], Awaitable[None]]
@@ -54,15 +62,20 @@ class Page:
 
 # ------------------------------------------------------------------------------- search
 async def search(ctx: Context, text: str, *, reseller_id: str | None,
-                 customer_id: str | None, after: str | None = None,
+                 customer_id: str | None, audit: AuditInfo | None, after: str | None = None,
                  limit: int = PAGE) -> Page:
     """Customers by id, name, email or invoice number (prefix, any case), in the scope
-    given by ``reseller_id`` / ``customer_id`` (``api.scopes.list_filter``)."""
-    rows: list[FoundCustomer] = await queries.search_customers(
-        ctx.conn, text, reseller_id=reseller_id, customer_id=customer_id, after=after,
-        limit=limit)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    given by ``reseller_id`` / ``customer_id`` (``api.scopes.list_filter``). With
+    ``audit``, each customer shown is a read on its behalf (as ``GET /v1/subscriptions``
+    audits each customer it lists), recorded with the read."""
+    async with ctx.conn.transaction():
+        rows: list[FoundCustomer] = await queries.search_customers(
+            ctx.conn, text, reseller_id=reseller_id, customer_id=customer_id, after=after,
+            limit=limit)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        for row in rows:
+            await record_read(ctx, audit, row.id, SEARCH_READ)
     return Page(rows, rows[-1].id if more else None)
 
 
@@ -85,14 +98,14 @@ class CustomerPage:
     invoices: list[InvoiceRow]
     next_steps: dict[str, NextStep]
     timeline: list[TimelineEvent]
-    timeline_next: datetime | None
+    timeline_next: str | None  # the cursor of older events (``timeline_cursor``)
     payments: list[queries.CustomerPayment]
     subscriptions: dict[str, Any]
     overdue: dict[str, bool] = field(default_factory=dict)
 
 
 async def customer_page(ctx: Context, customer_id: str, *, audit: AuditInfo | None,
-                        check: Check | None = None, timeline_before: datetime | None = None,
+                        check: Check | None = None, timeline_before: TimelineKey | None = None,
                         now: datetime | None = None) -> CustomerPage:
     """Everything the customer page shows, read in one snapshot, with the read's audit
     record (``customer.read``, on behalf of the customer) in the same transaction; then
@@ -125,10 +138,25 @@ async def customer_page(ctx: Context, customer_id: str, *, audit: AuditInfo | No
     return CustomerPage(
         customer=customer, klass=klass, invoices=invoices,
         next_steps={i.number: s for i, s in zip(open_invoices, steps, strict=True)},
-        timeline=events, timeline_next=events[-1].at if more else None,
+        timeline=events,
+        timeline_next=_timeline_cursor(events[-1]) if more else None,
         payments=payments,
         subscriptions=view_document(viewed, accounts, current_month(viewed, now)),
         overdue={i.number: now >= i.overdue_at and i.remaining > 0 for i in invoices})
+
+
+def _timeline_cursor(event: TimelineEvent) -> str:
+    return f"{event.at.isoformat()}|{event.kind}|{event.key}"
+
+
+def timeline_cursor(text: str) -> TimelineKey:
+    """A customer page's ``timeline_next`` back as its key; ValueError otherwise."""
+    at, _, rest = text.partition("|")
+    kind, sep, key = rest.partition("|")
+    instant = datetime.fromisoformat(at)
+    if not sep or instant.tzinfo is None:
+        raise ValueError("not a cursor of this timeline")
+    return instant, kind, key
 
 
 async def _next_step(ctx: Context, klass: ClassRow, invoice: InvoiceRow) -> NextStep:
@@ -159,20 +187,25 @@ async def unmatched(ctx: Context, *, include_assigned: bool, after: int | None =
 
 
 async def notifications(ctx: Context, status: str, *, reseller_id: str | None,
-                        customer_id: str | None, after: tuple[datetime, str] | None = None,
+                        customer_id: str | None, audit: AuditInfo | None,
+                        after: tuple[datetime, str] | None = None,
                         limit: int = PAGE) -> tuple[Page, dict[str, int]]:
     """One page of the notifications of ``status`` in the scope, and how many of each
-    unsent status there are (for the tabs, failed and unknown first)."""
+    unsent status there are (for the tabs, failed and unknown first). With ``audit``,
+    each customer on the page is a read on its behalf."""
     if status not in NOTIFICATION_STATUSES:
         raise ValueError(f"status must be one of {', '.join(NOTIFICATION_STATUSES)}")
-    rows: list[NotificationLine] = await queries.notifications_page(
-        ctx.conn, status=status, reseller_id=reseller_id, customer_id=customer_id,
-        after=after, limit=limit)
-    counts = await queries.notification_counts(
-        ctx.conn, reseller_id=reseller_id, customer_id=customer_id,
-        statuses=NOTIFICATION_STATUSES)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    async with ctx.conn.transaction():
+        rows: list[NotificationLine] = await queries.notifications_page(
+            ctx.conn, status=status, reseller_id=reseller_id, customer_id=customer_id,
+            after=after, limit=limit)
+        counts = await queries.notification_counts(
+            ctx.conn, reseller_id=reseller_id, customer_id=customer_id,
+            statuses=NOTIFICATION_STATUSES)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        for shown in dict.fromkeys(row.customer_id for row in rows):
+            await record_read(ctx, audit, shown, NOTIFICATIONS_READ)
     cursor = f"{rows[-1].created_at.isoformat()}|{rows[-1].key}" if more else None
     return Page(rows, cursor), counts
 
@@ -229,4 +262,4 @@ async def dry_run(ctx: Context, class_name: str | None, customer_id: str | None,
 
 __all__ = ["NOTIFICATION_STATUSES", "AuditFilter", "CustomerPage", "NextStep", "Page",
            "audit_log", "class_names", "customer_page", "dry_run", "notification_cursor",
-           "notification_customer", "notifications", "search", "unmatched"]
+           "notification_customer", "notifications", "search", "timeline_cursor", "unmatched"]

@@ -383,8 +383,9 @@ async def customers(request: Request, q: str = "", after: str = "") -> Response:
                                 status_code=303)
     q = q.strip()[:MAX_FIELD]
     reseller, customer = list_filter(viewer.view)
+    audit = read_audit(request, viewer.identity, READ_REASON)
     page = await operate(request, lambda ctx: reads.search(
-        ctx, q, reseller_id=reseller, customer_id=customer, after=after or None))
+        ctx, q, reseller_id=reseller, customer_id=customer, audit=audit, after=after or None))
     return render(request, viewer, "search.html", q=q, page=page, title="Customers")
 
 
@@ -392,7 +393,10 @@ async def customers(request: Request, q: str = "", after: str = "") -> Response:
 @router.get("/customers/{customer_id}")
 async def customer(request: Request, customer_id: str, before: str = "") -> Response:
     viewer = signed_in(request)
-    timeline_before = _instant(before) if before else None
+    try:
+        timeline_before = reads.timeline_cursor(before) if before else None
+    except ValueError:
+        raise Refusal(400, "Invalid input", "That page link is not valid.") from None
     audit = read_audit(request, viewer.identity, READ_REASON)  # None: not audited
 
     async def check(conn: AsyncConnection) -> None:
@@ -410,16 +414,6 @@ async def customer(request: Request, customer_id: str, before: str = "") -> Resp
                 + quote(f'CustomerId="{customer_id}"', safe=""))
     return render(request, viewer, "customer.html", page=page, temporal_url=temporal,
                   title=page.customer.name, new_payment_id=f"console-{uuid.uuid4().hex[:12]}")
-
-
-def _instant(text: str) -> datetime:
-    try:
-        instant = datetime.fromisoformat(text)
-    except ValueError:
-        raise Refusal(400, "Invalid input", "That page link is not valid.") from None
-    if instant.tzinfo is None:
-        raise Refusal(400, "Invalid input", "That page link is not valid.")
-    return instant
 
 
 # ------------------------------------------------------------------------------ actions
@@ -539,6 +533,8 @@ async def rerun_dry_run(request: Request) -> Response:
             ctx, klass, customer_id, audit, wait_seconds=DRY_RUN_WAIT_SECONDS))
     except NotFound as err:
         raise Refusal(404, "Not found", str(err)) from None
+    except RPCError as err:
+        raise Refusal(503, "Temporal unreachable", _failed(err)) from None
     return render(request, viewer, "rerun_dry.html", result=result, klass=klass,
                   customer=customer_id, reason=reason, title="Re-run: dry run")
 
@@ -555,6 +551,8 @@ async def rerun_confirm(request: Request) -> Response:
             ctx, klass, customer_id, False, audit, wait=False))
     except NotFound as err:
         raise Refusal(404, "Not found", str(err)) from None
+    except RPCError as err:
+        raise Refusal(503, "Temporal unreachable", _failed(err)) from None
     settings = _settings(request)
     workflow_url = (f"{settings.temporal_ui_url.rstrip('/')}/namespaces/"
                     f"{quote(settings.temporal_namespace, safe='')}/workflows/"
@@ -608,8 +606,10 @@ async def notifications(request: Request, status: str = "failed",
     except ValueError:
         raise Refusal(400, "Invalid input", "That page link is not valid.") from None
     reseller, customer_id = list_filter(viewer.view)
+    audit = read_audit(request, viewer.identity, READ_REASON)
     page, counts = await operate(request, lambda ctx: reads.notifications(
-        ctx, status, reseller_id=reseller, customer_id=customer_id, after=cursor))
+        ctx, status, reseller_id=reseller, customer_id=customer_id, audit=audit,
+        after=cursor))
     return render(request, viewer, "notifications.html", page=page, counts=counts,
                   current=status, statuses=reads.NOTIFICATION_STATUSES,
                   title="Notifications")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from db.console import customer_timeline
 from operations.classes import ClassChange, set_class
 from operations.feed import CustomerChange, set_customer
 from tests.console.conftest import (
@@ -237,6 +238,10 @@ async def test_a_reseller_cannot_open_another_resellers_customer(page, console) 
     listed = await page.locator("tbody tr").all_inner_texts()
     assert [r.split("\t")[0] for r in listed] == [console.id("r1")]  # only its own
 
+    # Reads through the reseller realm are audited, on behalf of each customer shown.
+    listed_reads = await audit_rows(console, "customers.search", console.id("r1"))
+    assert ("rita", "reseller", console.id("r1"), "console read") in listed_reads
+
     own = await page.goto(f"/console/customers/{console.id('r1')}")
     assert own.status == 200
     assert await page.inner_text("h1") == "Customer of Rita"
@@ -272,6 +277,24 @@ async def test_view_as_a_customer_is_audited_on_its_behalf(page, console: Consol
     reads = await audit_rows(console, "customer.read", customer_id)
     assert len(reads) == before + 1  # the page read as the customer, audited
     assert reads[-1][:3] == ("ana-finance", "admin", customer_id)
+
+
+async def test_timeline_pages_lose_no_event_at_the_same_instant(console: Console) -> None:
+    """The worked example's events share instants; small pages must still list each
+    event exactly once, in the order of one big page."""
+    customer_id = console.id("spec5")
+    conn = console.stack.conn
+    everything = await customer_timeline(conn, customer_id, before=None, limit=200)
+    assert len(everything) > 8
+    paged: list[Any] = []
+    cursor = None
+    while True:
+        rows = await customer_timeline(conn, customer_id, before=cursor, limit=3)
+        paged += rows[:3]
+        if len(rows) <= 3:
+            break
+        cursor = (rows[2].at, rows[2].kind, rows[2].key)
+    assert paged == everything
 
 
 # ------------------------------------------------------------------------------ safety
