@@ -169,6 +169,13 @@ class Settings(BaseSettings):
             raise ValueError("must be a plain e-mail address like billing@example.com")
         return value
 
+    @field_validator("console_secret", mode="before")
+    @classmethod
+    def _empty_console_secret_is_none(cls, value: object) -> object:
+        # An empty value (compose's `${DUNNING_CONSOLE_SECRET:-}`) means "not set": never a
+        # signing key everybody knows.
+        return None if value == "" else value
+
     @field_validator("webhook_secrets", mode="before")
     @classmethod
     def _parse_webhook_secrets(cls, value: object) -> object:

@@ -229,6 +229,9 @@ async def test_assign_an_unmatched_payment(page, console: Console) -> None:
     await page.goto(f"/console/customers/{customer_id}")
     row_a1 = await invoice_row(page, "INV-A1")
     assert (row_a1["Remaining"], row_a1["Payment"]) == ("$0.00", "paid")
+    assigned = await audit_rows(console, "unmatched.assign", customer_id)
+    assert assigned == [("ana-finance", "admin", customer_id,
+                         "customer quoted the wrong reference")]
 
 
 # ------------------------------------------------------------------------------- scope
