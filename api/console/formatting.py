@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date, format_datetime
 
 from activities.notifications.render import babel_locale, due_day, format_money
-from domain.money import currency, parse_amount
+from domain.money import MoneyError, currency, parse_amount
 
 
 def money(minor: int | None, currency_code: str, language: str) -> str:
@@ -20,8 +20,14 @@ def money(minor: int | None, currency_code: str, language: str) -> str:
 
 
 def money_text(text: str, currency_code: str, language: str) -> str:
-    """A decimal string of the currency (as the operations' documents carry amounts)."""
-    return format_money(parse_amount(text, currency(currency_code)), currency_code, language)
+    """A decimal string of the currency (as the operations' documents carry amounts). An
+    amount as a processor sent it (an unmatched payment's) may not be valid money: then it
+    is shown as received."""
+    try:
+        minor = parse_amount(text, currency(currency_code))
+    except (MoneyError, ValueError):
+        return f"{text} {currency_code}"
+    return format_money(minor, currency_code, language)
 
 
 def when(instant: datetime | None, language: str, timezone: str = "UTC") -> str:

@@ -216,7 +216,7 @@ async def test_assign_an_unmatched_payment(page, console: Console) -> None:
     await sign_in(page)
     await page.get_by_role("link", name="Unmatched payments").click()
     row = page.locator(f'#unmatched tr[data-payment="{ghost}"]')
-    assert "12.00 USD" in await row.inner_text()
+    assert "$12.00" in await row.inner_text()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / "unmatched.png"), full_page=True)
 
