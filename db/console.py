@@ -16,7 +16,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
-from db.rows import AuditRecord, UnmatchedRow, columns
+from db.rows import AuditRecord, InvoiceRow, UnmatchedRow, columns
 
 # Every list reads at most this many rows per page (plus one to see if more follow).
 MAX_PAGE = 200
@@ -180,25 +180,19 @@ async def customer_timeline(conn: AsyncConnection, customer_id: str, *,
         return await cur.fetchall()
 
 
-@dataclass(frozen=True)
-class CustomerPayment:
-    processor: str
-    payment_id: str
-    amount: int
-    received_at: datetime
-    status: str
-    reversed_at: datetime | None
-    source: str
-
-
-async def recent_payments(conn: AsyncConnection, customer_id: str,
-                          limit: int = 20) -> list[CustomerPayment]:
-    """The customer's latest payments (for the reverse form), newest first."""
-    async with conn.cursor(row_factory=class_row(CustomerPayment)) as cur:
-        await cur.execute(
-            "SELECT processor, payment_id, amount, received_at, status, reversed_at, source"
-            "  FROM payments WHERE customer_id = %s ORDER BY received_at DESC, id DESC"
-            " LIMIT %s", (customer_id, limit))
+async def invoices_page(conn: AsyncConnection, customer_id: str, *,
+                        before: tuple[datetime, str] | None,
+                        limit: int) -> list[InvoiceRow]:
+    """The customer's invoices newest first (issue time, then number: the fold's order,
+    backwards, on invoices_customer_issued_idx), before ``before``; ``limit + 1`` rows."""
+    at, number = before if before else (None, None)
+    query = sql.SQL(
+        "SELECT {} FROM invoices WHERE customer_id = %(c)s"
+        " AND (%(at)s::timestamptz IS NULL OR (issued_at, number) < (%(at)s, %(number)s))"
+        " ORDER BY issued_at DESC, number DESC LIMIT %(rows)s").format(columns(InvoiceRow))
+    async with conn.cursor(row_factory=class_row(InvoiceRow)) as cur:
+        await cur.execute(query, {"c": customer_id, "at": at, "number": number,
+                                  "rows": _limit(limit)})
         return await cur.fetchall()
 
 
@@ -342,9 +336,9 @@ async def class_names(conn: AsyncConnection) -> list[str]:
     return [str(row[0]) for row in await cur.fetchall()]
 
 
-__all__ = ["MAX_PAGE", "AuditFilter", "CustomerPayment", "FoundCustomer", "NotificationLine",
+__all__ = ["MAX_PAGE", "AuditFilter", "FoundCustomer", "NotificationLine",
            "TimelineEvent", "TimelineKey", "audit_actions", "audit_page", "class_names",
-           "customer_timeline",
+           "customer_timeline", "invoices_page",
            "like_prefix", "notification_counts",
-           "notification_customer", "notifications_page", "recent_payments",
+           "notification_customer", "notifications_page",
            "search_customers", "search_query", "unmatched_page"]

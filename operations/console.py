@@ -24,7 +24,6 @@ from client.invoices import invoice_status, planned_steps
 from client.reruns import rerun_result
 from db import console as queries
 from db.classes import get_class
-from db.collection.invoice_rows import list_invoices
 from db.console import (
     AuditFilter,
     FoundCustomer,
@@ -42,6 +41,7 @@ from operations.subscriptions import current_month, view_document
 
 PAGE = 50
 TIMELINE_PAGE = 50
+INVOICE_PAGE = 24  # two years of monthly invoices
 # Statuses in the order finance works through them: what needs a person first.
 NOTIFICATION_STATUSES = ("failed", "unknown", "sending", "pending", "sent")
 CONSOLE_READ = "customer.read"
@@ -95,17 +95,18 @@ class NextStep:
 class CustomerPage:
     customer: CustomerRow
     klass: ClassRow
-    invoices: list[InvoiceRow]
+    invoices: list[InvoiceRow]  # newest first, one page
+    invoices_next: str | None  # the cursor of older invoices (``invoice_cursor``)
     next_steps: dict[str, NextStep]
     timeline: list[TimelineEvent]
     timeline_next: str | None  # the cursor of older events (``timeline_cursor``)
-    payments: list[queries.CustomerPayment]
     subscriptions: dict[str, Any]
     overdue: dict[str, bool] = field(default_factory=dict)
 
 
 async def customer_page(ctx: Context, customer_id: str, *, audit: AuditInfo | None,
                         check: Check | None = None, timeline_before: TimelineKey | None = None,
+                        invoices_before: tuple[datetime, str] | None = None,
                         now: datetime | None = None) -> CustomerPage:
     """Everything the customer page shows, read in one snapshot, with the read's audit
     record (``customer.read``, on behalf of the customer) in the same transaction; then
@@ -124,29 +125,41 @@ async def customer_page(ctx: Context, customer_id: str, *, audit: AuditInfo | No
         if found is None:
             raise UnknownCustomer(customer_id)
         customer, klass = found
-        invoices = await list_invoices(ctx.conn, customer_id)
+        invoices = await queries.invoices_page(ctx.conn, customer_id, before=invoices_before,
+                                               limit=INVOICE_PAGE)
         events = await queries.customer_timeline(ctx.conn, customer_id,
                                                  before=timeline_before, limit=TIMELINE_PAGE)
-        payments = await queries.recent_payments(ctx.conn, customer_id)
         viewed = (await view_customers(ctx.conn, [customer_id]))[customer_id]
         accounts = await customer_subscriptions(ctx.conn, customer_id)
         await record_read(ctx, audit, customer_id, CONSOLE_READ)
     more = len(events) > TIMELINE_PAGE
     events = events[:TIMELINE_PAGE]
+    more_invoices = len(invoices) > INVOICE_PAGE
+    invoices = invoices[:INVOICE_PAGE]
     open_invoices = [i for i in invoices if i.remaining > 0]
     steps = await asyncio.gather(*(_next_step(ctx, klass, i) for i in open_invoices))
     return CustomerPage(
         customer=customer, klass=klass, invoices=invoices,
+        invoices_next=(f"{invoices[-1].issued_at.isoformat()}|{invoices[-1].number}"
+                       if more_invoices else None),
         next_steps={i.number: s for i, s in zip(open_invoices, steps, strict=True)},
         timeline=events,
         timeline_next=_timeline_cursor(events[-1]) if more else None,
-        payments=payments,
         subscriptions=view_document(viewed, accounts, current_month(viewed, now)),
         overdue={i.number: now >= i.overdue_at and i.remaining > 0 for i in invoices})
 
 
 def _timeline_cursor(event: TimelineEvent) -> str:
     return f"{event.at.isoformat()}|{event.kind}|{event.key}"
+
+
+def invoice_cursor(text: str) -> tuple[datetime, str]:
+    """A customer page's ``invoices_next`` back as its key; ValueError otherwise."""
+    at, sep, number = text.partition("|")
+    instant = datetime.fromisoformat(at)
+    if not sep or not number or instant.tzinfo is None:
+        raise ValueError("not a cursor of these invoices")
+    return instant, number
 
 
 def timeline_cursor(text: str) -> TimelineKey:
@@ -261,5 +274,6 @@ async def dry_run(ctx: Context, class_name: str | None, customer_id: str | None,
 
 
 __all__ = ["NOTIFICATION_STATUSES", "AuditFilter", "CustomerPage", "NextStep", "Page",
-           "audit_log", "class_names", "customer_page", "dry_run", "notification_cursor",
-           "notification_customer", "notifications", "search", "timeline_cursor", "unmatched"]
+           "audit_log", "class_names", "customer_page", "dry_run", "invoice_cursor",
+           "notification_cursor", "notification_customer", "notifications", "search",
+           "timeline_cursor", "unmatched"]

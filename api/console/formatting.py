@@ -5,12 +5,13 @@ console as in the customer's inbox."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
 
 from activities.notifications.render import babel_locale, due_day, format_money
-from domain.money import MoneyError, currency, parse_amount
+from domain.money import MoneyError, currency
 
 
 def money(minor: int | None, currency_code: str, language: str) -> str:
@@ -20,14 +21,19 @@ def money(minor: int | None, currency_code: str, language: str) -> str:
 
 
 def money_text(text: str, currency_code: str, language: str) -> str:
-    """A decimal string of the currency (as the operations' documents carry amounts). An
-    amount as a processor sent it (an unmatched payment's) may not be valid money: then it
-    is shown as received."""
+    """A decimal string of the currency, for display only: the operations' documents carry
+    amounts so (``format_amount``'s output, exact to the minor unit). An unmatched
+    payment's amount is text as a processor sent it: anything that is not an exact amount
+    of a known currency is shown as received. (Input is never read here: payments are
+    parsed in one place, ``domain.ledger.payments``.)"""
     try:
-        minor = parse_amount(text, currency(currency_code))
-    except (MoneyError, ValueError):
+        cur = currency(currency_code)
+        scaled = Decimal(text).scaleb(cur.exponent)
+    except (MoneyError, ArithmeticError, ValueError):
         return f"{text} {currency_code}"
-    return format_money(minor, currency_code, language)
+    if not scaled.is_finite() or scaled != scaled.to_integral_value():
+        return f"{text} {currency_code}"
+    return format_money(int(scaled), cur.code, language)
 
 
 def when(instant: datetime | None, language: str, timezone: str = "UTC") -> str:

@@ -143,6 +143,16 @@ def viewer_of(request: Request, session: Session | None) -> Viewer | None:
     return Viewer(identity, view, session)
 
 
+async def sees(conn: AsyncConnection, viewer: Viewer, customer_id: str) -> bool:
+    """The customer is in the viewer's scope; while viewing as a customer, also in the
+    scope of who signed in (a reseller's customer that moved to another reseller since is
+    out of it, whatever the session says)."""
+    if not await in_scope(conn, viewer.view, customer_id):
+        return False
+    return viewer.session.as_customer is None or await in_scope(conn, viewer.identity,
+                                                                customer_id)
+
+
 def signed_in(request: Request) -> Viewer:
     viewer = viewer_of(request, load_session(request))
     if viewer is None:
@@ -391,21 +401,24 @@ async def customers(request: Request, q: str = "", after: str = "") -> Response:
 
 # ----------------------------------------------------------------------- customer page
 @router.get("/customers/{customer_id}")
-async def customer(request: Request, customer_id: str, before: str = "") -> Response:
+async def customer(request: Request, customer_id: str, before: str = "",
+                   invoices: str = "") -> Response:
     viewer = signed_in(request)
     try:
         timeline_before = reads.timeline_cursor(before) if before else None
+        invoices_before = reads.invoice_cursor(invoices) if invoices else None
     except ValueError:
         raise Refusal(400, "Invalid input", "That page link is not valid.") from None
     audit = read_audit(request, viewer.identity, READ_REASON)  # None: not audited
 
     async def check(conn: AsyncConnection) -> None:
-        if not await in_scope(conn, viewer.view, customer_id):
+        if not await sees(conn, viewer, customer_id):
             raise UnknownCustomer(customer_id)
 
     try:
         page = await operate(request, lambda ctx: reads.customer_page(
-            ctx, customer_id, audit=audit, check=check, timeline_before=timeline_before))
+            ctx, customer_id, audit=audit, check=check, timeline_before=timeline_before,
+            invoices_before=invoices_before))
     except UnknownCustomer:
         raise no_customer(customer_id) from None
     settings = _settings(request)
@@ -607,9 +620,14 @@ async def notifications(request: Request, status: str = "failed",
         raise Refusal(400, "Invalid input", "That page link is not valid.") from None
     reseller, customer_id = list_filter(viewer.view)
     audit = read_audit(request, viewer.identity, READ_REASON)
-    page, counts = await operate(request, lambda ctx: reads.notifications(
-        ctx, status, reseller_id=reseller, customer_id=customer_id, audit=audit,
-        after=cursor))
+
+    async def read(ctx: Context) -> tuple[reads.Page, dict[str, int]]:
+        if customer_id is not None and not await sees(ctx.conn, viewer, customer_id):
+            raise no_customer(customer_id)
+        return await reads.notifications(ctx, status, reseller_id=reseller,
+                                         customer_id=customer_id, audit=audit, after=cursor)
+
+    page, counts = await operate(request, read)
     return render(request, viewer, "notifications.html", page=page, counts=counts,
                   current=status, statuses=reads.NOTIFICATION_STATUSES,
                   title="Notifications")
@@ -643,6 +661,12 @@ def _day(text: str, *, end: bool = False) -> datetime | None:
     except ValueError:
         raise Refusal(400, "Invalid input", "Dates are YYYY-MM-DD.") from None
     return start + timedelta(days=1) if end else start
+
+
+@router.get("/{rest:path}")
+async def nothing_here(request: Request, rest: str) -> Response:
+    """Any other address under /console: the console's own 404 page."""
+    raise Refusal(404, "Page not found", "There is no such page in the console.")
 
 
 # ------------------------------------------------------------------------------ wiring

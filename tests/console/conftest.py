@@ -194,7 +194,7 @@ async def console(temporal_env, pg_admin_url: str, template_database: str,
 async def seed(stack: Stack, suffix: str) -> dict[str, str]:
     """The customers of the console tests, in the states they need."""
     ids = {key: f"c-{key}-{suffix}" for key in (
-        "spec5", "pay", "rerun", "mail", "assign", "r1", "r2", "xss")}
+        "spec5", "pay", "rev", "rerun", "mail", "assign", "r1", "r1b", "r2", "xss")}
     t0 = datetime.now(UTC).replace(microsecond=0)
     await stack.call(set_class, ClassChange(
         name="EasyCall", currency="USD", threshold="10.00", from_name="EasyCall",
@@ -251,6 +251,13 @@ async def seed(stack: Stack, suffix: str) -> dict[str, str]:
     await customer("pay", "Paula Payer", f"paula-{suffix}@example.com")
     await invoice("pay", "INV-P1", "50.00", t0 - timedelta(days=20), t0 - timedelta(days=2))
 
+    # Paid its 30.00 (past due) by card: the test reverses that payment.
+    await customer("rev", "Ravi Reversal", f"ravi-{suffix}@example.com")
+    await invoice("rev", "INV-V1", "30.00", t0 - timedelta(days=20), t0 - timedelta(days=2))
+    await stack.call(post_payment, PaymentRequest(
+        processor="card", payment_id=f"chargeback-me-{suffix}", customer_id=ids["rev"],
+        amount="30.00", currency="USD", received_at=None), None)
+
     # Owes 15.00 in a class with threshold 10.00 (collect, suspended); the test raises the
     # threshold to 20.00 and re-runs.
     await customer("rerun", "Rene Rerun", f"rene-{suffix}@example.com", f"Rerun-{suffix}")
@@ -268,6 +275,8 @@ async def seed(stack: Stack, suffix: str) -> dict[str, str]:
         amount="12.00", currency="USD", received_at=None), None)
 
     await customer("r1", "Customer of Rita", f"r1-{suffix}@example.com",
+                   reseller=f"r-one-{suffix}")
+    await customer("r1b", "Moving customer of Rita", f"r1b-{suffix}@example.com",
                    reseller=f"r-one-{suffix}")
     await customer("r2", "Customer of Rob", f"r2-{suffix}@example.com",
                    reseller=f"r-two-{suffix}")

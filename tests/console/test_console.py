@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from db.console import customer_timeline
+from db.console import customer_timeline, invoices_page
 from operations.classes import ClassChange, set_class
 from operations.feed import CustomerChange, set_customer
 from tests.console.conftest import (
@@ -165,6 +165,43 @@ async def test_post_a_payment_with_a_reason_changes_the_state(page, console) -> 
     assert posted == [("ana-finance", "admin", customer_id, "paid at the counter")]
 
 
+async def test_reverse_a_payment_from_the_timeline(page, console: Console) -> None:
+    customer_id = console.id("rev")
+    payment_id = "chargeback-me-" + customer_id.rsplit("-", 1)[1]
+    await sign_in(page)
+    await page.goto(f"/console/customers/{customer_id}")
+    assert await page.inner_text("#balance") == "$0.00"
+    event = page.locator("#timeline tr.payment", has_text=payment_id)
+    await event.get_by_text("Reverse…").click()  # a <details>: no script needed
+    await event.get_by_label("Reason").fill("chargeback from the card network")
+    await event.get_by_role("button", name="Reverse").click()
+
+    assert f"card/{payment_id}: reversed" in await flash(page)
+    assert await page.inner_text("#balance") == "$30.00"
+    row = await invoice_row(page, "INV-V1")
+    assert (row["Remaining"], row["Collection status"]) == ("$30.00", "collect")
+    assert "reversal: " + payment_id in await page.inner_text("#timeline")
+    reversed_ = await audit_rows(console, "payment.reverse", customer_id)
+    assert [r[:2] + r[3:] for r in reversed_] == [
+        ("ana-finance", "admin", "chargeback from the card network")]
+
+
+async def test_invoices_are_listed_newest_first_one_page_at_a_time(console) -> None:
+    conn, customer_id = console.stack.conn, console.id("spec5")
+    first = await invoices_page(conn, customer_id, before=None, limit=1)
+    assert [i.number for i in first] == ["INV-06", "INV-05"]  # one shown, one more
+    second = await invoices_page(conn, customer_id,
+                                 before=(first[0].issued_at, first[0].number), limit=1)
+    assert [i.number for i in second] == ["INV-05"]
+
+
+async def test_an_unknown_console_address_is_the_consoles_404(page, console) -> None:
+    await sign_in(page)
+    response = await page.goto("/console/no/such/page")
+    assert response.status == 404
+    assert await page.inner_text("h1") == "Page not found"
+
+
 async def test_dry_run_then_confirm_a_rerun(page, console: Console) -> None:
     customer_id = console.id("rerun")
     klass = (await console.stack.query_rows(
@@ -244,8 +281,9 @@ async def test_assign_an_unmatched_payment(page, console: Console) -> None:
 async def test_a_reseller_cannot_open_another_resellers_customer(page, console) -> None:
     await sign_in(page, token=R1_TOKEN)
     await page.goto("/console/customers")
-    listed = await page.locator("tbody tr").all_inner_texts()
-    assert [r.split("\t")[0] for r in listed] == [console.id("r1")]  # only its own
+    listed = [r.split("\t")[0] for r in await page.locator("tbody tr").all_inner_texts()]
+    assert console.id("r1") in listed
+    assert set(listed) <= {console.id("r1"), console.id("r1b")}  # only its own
 
     # Reads through the reseller realm are audited, on behalf of each customer shown.
     listed_reads = await audit_rows(console, "customers.search", console.id("r1"))
@@ -304,6 +342,22 @@ async def test_timeline_pages_lose_no_event_at_the_same_instant(console: Console
             break
         cursor = (rows[2].at, rows[2].kind, rows[2].key)
     assert paged == everything
+
+
+async def test_viewing_as_a_customer_that_left_the_resellers_scope_is_404(page, console) -> None:
+    customer_id = console.id("r1b")
+    await sign_in(page, token=R1_TOKEN)
+    await page.goto(f"/console/customers/{customer_id}")
+    await page.get_by_role("button", name="View as this customer").click()
+    assert await page.inner_text("h1") == "Moving customer of Rita"
+    # The customer moves to another reseller: the session's "view as" gives no access.
+    other = "r-two-" + customer_id.rsplit("-", 1)[1]
+    await console.stack.call(set_customer, CustomerChange(id=customer_id, reseller_id=other),
+                             ADMIN)
+    gone = await page.goto(f"/console/customers/{customer_id}")
+    assert gone.status == 404
+    listing = await page.goto("/console/notifications")
+    assert listing.status == 404
 
 
 # ------------------------------------------------------------------------------ safety
