@@ -292,6 +292,10 @@ async def home(request: Request) -> Response:
 @router.get("/signin")
 async def signin_page(request: Request, back: str = "") -> Response:
     session = load_session(request)
+    if viewer_of(request, session) is not None:
+        # Already signed in: a link to this page must not end the session (sign-out is a
+        # POST with its CSRF token).
+        return RedirectResponse(_safe_back(back) or PREFIX, status_code=303)
     if session is None or session.digest is not None:
         session = Session(language=preferred_language(request.headers.get("accept-language")))
         session.dirty = True

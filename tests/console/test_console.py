@@ -71,6 +71,9 @@ async def test_sign_in_and_out(page, console: Console) -> None:
     assert cookie["path"] == "/console"
     assert ADMIN_TOKEN not in cookie["value"]  # the token itself never goes to the browser
 
+    await page.goto("/console/signin")  # a mere link (GET) does not end the session
+    assert "/console/customers" in page.url
+
     await page.get_by_role("button", name="Sign out").click()
     assert page.url.endswith("/console/signin")
     assert "Signed out." in await flash(page)
