@@ -168,6 +168,28 @@ async def test_post_a_payment_with_a_reason_changes_the_state(page, console) -> 
     assert posted == [("ana-finance", "admin", customer_id, "paid at the counter")]
 
 
+async def test_a_refused_payment_is_said_and_nothing_is_recorded(page, console) -> None:
+    customer_id = console.id("xss")
+    await sign_in(page)
+    await page.goto(f"/console/customers/{customer_id}")
+    await page.get_by_label("Amount (USD)").fill("10.001")
+    await page.get_by_label("Reason", exact=True).first.fill("typo")
+    await page.get_by_role("button", name="Post payment").click()
+    message = await flash(page)
+    assert message.startswith("Payment not recorded:") and "USD allows 2" in message, message
+
+    # The reason is required by the server too, not only by the browser's form check.
+    csrf = await page.locator('input[name="csrf"]').first.get_attribute("value")
+    answer = await page.request.post(f"/console/customers/{customer_id}/payments", form={
+        "csrf": csrf, "amount": "1.00", "payment_id": "no-reason", "processor": "console",
+        "reason": "  "})
+    assert answer.status == 400
+    assert "A reason is required." in await answer.text()
+    rows = await console.stack.query_rows("SELECT count(*) FROM payments WHERE customer_id = %s",
+                                          customer_id)
+    assert rows == [(0,)]
+
+
 async def test_reverse_a_payment_from_the_timeline(page, console: Console) -> None:
     customer_id = console.id("rev")
     payment_id = "chargeback-me-" + customer_id.rsplit("-", 1)[1]
