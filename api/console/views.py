@@ -66,6 +66,9 @@ READ_REASON = "console read"
 MAX_REASON = 500
 MAX_FIELD = 200
 DRY_RUN_WAIT_SECONDS = 20.0
+# A class's dry run may change thousands of customers: the page shows this many, the
+# workflow's result holds them all.
+DRY_RUN_SHOWN = 200
 # The realms a person may sign in with. `system` is the billing system's feed: a machine,
 # not a person, and its reads are not audited, so it has no console.
 CONSOLE_REALMS = frozenset({"admin", "reseller", "customer"})
@@ -553,7 +556,8 @@ async def rerun_dry_run(request: Request) -> Response:
     except RPCError as err:
         raise Refusal(503, "Temporal unreachable", _failed(err)) from None
     return render(request, viewer, "rerun_dry.html", result=result, klass=klass,
-                  customer=customer_id, reason=reason, title="Re-run: dry run")
+                  customer=customer_id, reason=reason, title="Re-run: dry run",
+                  shown=DRY_RUN_SHOWN)
 
 
 @router.post("/reruns")
