@@ -19,7 +19,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, urlencode
@@ -242,6 +242,8 @@ def render(request: Request, viewer: Viewer | None, template: str, *, status: in
         language=language, languages=LANGUAGES, flash=flash, money=money, when=when,
         money_text=money_text, day=lambda d: formatting.day(d, language), url=_url,
         due=lambda instant, zone: formatting.due(instant, zone, language),
+        day_text=lambda text: formatting.day(date.fromisoformat(text), language) if text
+        else "",
         customer_url=customer_url, **context)
     response = HTMLResponse(html, status_code=status, headers=_NO_STORE)
     if session is not None and session.dirty:
