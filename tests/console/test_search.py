@@ -11,13 +11,16 @@ import psycopg
 import pytest
 
 from db.console import search_customers, search_query
+from tests.conftest import _drop, create_database, with_database
 
 N = 10_000
 
 
-@pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[psycopg.AsyncConnection]:
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as c:
+@pytest.fixture(scope="module")
+async def search_database(pg_admin_url: str, template_database: str) -> AsyncIterator[str]:
+    """One database of 10,000 customers for the whole module: every test only reads it."""
+    url = with_database(pg_admin_url, name := create_database(pg_admin_url, template_database))
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as c:
         await c.execute("INSERT INTO customer_classes (name, currency) VALUES ('Home', 'USD')")
         # 10,000 customers; every 100th belongs to reseller r-7; 120 are named "Zed …".
         await c.execute(
@@ -45,6 +48,13 @@ async def conn(database_url: str) -> AsyncIterator[psycopg.AsyncConnection]:
               FROM customers WHERE id LIKE 'c%%'
             """)
         await c.execute("ANALYZE")
+    yield url
+    _drop(pg_admin_url, name)
+
+
+@pytest.fixture
+async def conn(search_database: str) -> AsyncIterator[psycopg.AsyncConnection]:
+    async with await psycopg.AsyncConnection.connect(search_database, autocommit=True) as c:
         yield c
 
 
