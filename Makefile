@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-faults lint venv clean
+.PHONY: run test test-faults lint venv clean chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,7 +24,17 @@ DEMO ?= --demo
 run: $(STAMP)
 	$(BIN)/dunning dev $(DEMO) $(ARGS)
 
-test: $(STAMP)
+# The console's browser tests drive Debian's chromium (never a browser Playwright would
+# download): install it where it is missing (CI and developers run as root; else sudo).
+CHROMIUM := /usr/bin/chromium
+
+chromium:
+	@test -x $(CHROMIUM) || { echo "installing chromium (Debian package) for the console's browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium; }
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(ARGS)

@@ -16,6 +16,7 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from activities.metrics import PAYMENTS
+from api.console import install as install_console
 from api.deps import unavailable
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from api.routes import customers, feed, ops, payments, reruns, subscriptions
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, client: Client | None = None) -> FastAPI:
         app.add_exception_handler(outage, _unavailable)
     for module in (payments, customers, subscriptions, feed, reruns, ops):
         app.include_router(module.router)
+    install_console(app)
     return app
 
 

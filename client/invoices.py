@@ -7,8 +7,18 @@ same way.
 
 from __future__ import annotations
 
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
+from temporalio.common import (
+    QueryRejectCondition,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -20,7 +30,12 @@ from domain.ids import invoice_workflow_id
 from domain.money import currency, format_amount
 from workflows import search_attributes as sa
 from workflows.collection.invoice import InvoiceWorkflow
-from workflows.collection.payloads import InvoiceFacts, InvoiceWorkflowInput, PlannedStep
+from workflows.collection.payloads import (
+    InvoiceFacts,
+    InvoiceStatusQueryResult,
+    InvoiceWorkflowInput,
+    PlannedStep,
+)
 
 
 class InvoiceWorkflowNotStarted(Exception):
@@ -95,3 +110,18 @@ async def start_invoice_workflow(client: Client, task_queue: str, invoice: Invoi
     except RPCError as err:
         raise InvoiceWorkflowNotStarted(invoice.number, err) from err
     return "started"
+
+
+async def invoice_status(client: Client, customer_id: str, number: str, *,
+                         rpc_seconds: float = 3.0) -> InvoiceStatusQueryResult | None:
+    """What the invoice's running workflow says of itself (its ``status`` query: next step,
+    its time and why); None when it has no running workflow or does not answer within
+    ``rpc_seconds`` (a page must not hang on a busy worker)."""
+    handle = client.get_workflow_handle_for(InvoiceWorkflow.run,
+                                            invoice_workflow_id(customer_id, number))
+    try:
+        return await handle.query(InvoiceWorkflow.status,
+                                  rpc_timeout=timedelta(seconds=rpc_seconds),
+                                  reject_condition=QueryRejectCondition.NOT_OPEN)
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+        return None

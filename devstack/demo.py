@@ -327,6 +327,8 @@ class Demo:
                 f"    Temporal UI: {self.urls.temporal_ui}/namespaces/default/workflows?"
                 f"query={query}"
             )
+            self.out(f"    Console: {self.urls.api}/console/customers/"
+                     f"{quote(story.customer_id, safe='')}")
         self.out(
             f"mails: {self.urls.mail}  ·  in the Temporal UI, filter by CustomerId "
             f"(e.g. CustomerId=\"{stories[0].customer_id}\")"

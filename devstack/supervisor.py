@@ -165,6 +165,8 @@ class DevStack:
                 "DUNNING_SMTP_TLS": "none",
                 "DUNNING_API_HOST": HOST,
                 "DUNNING_API_PORT": str(self.options.api_port),
+                # The console links each customer's workflows in this stack's Temporal UI.
+                "DUNNING_TEMPORAL_UI_URL": f"http://{HOST}:{self.options.ui_port}",
                 "PYTHONUNBUFFERED": "1",  # child lines reach the console as they happen
                 # `python -m devstack.*` must resolve even where devstack is not installed.
                 "PYTHONPATH": os.pathsep.join(
@@ -274,6 +276,8 @@ class DevStack:
             f"  Temporal server  {HOST}:{o.temporal_port}  namespace {NAMESPACE}",
             f"  Mail catcher     http://{HOST}:{o.mail_port}  (SMTP {HOST}:{o.smtp_port}; "
             f"JSON /api/messages)",
+            f"  Console          {api}/console  (finance: search, customers, unmatched "
+            "payments, notifications, audit; sign in with an API token)",
             f"  API docs         {api}/docs",
             f"  Metrics          {api}/metrics  (API: payments, webhook signatures)",
             f"  Worker metrics   http://{HOST}:{o.worker_metrics_port}/metrics  "
@@ -286,8 +290,8 @@ class DevStack:
         ]
         if "DUNNING_API_TOKENS" in self.injected_defaults:
             lines.append(
-                "  Dev API token    Authorization: Bearer demo-token  (finance, admin realm; "
-                "set DUNNING_API_TOKENS for your own)"
+                "  Dev API token    demo-token  (finance, admin realm: `Authorization: Bearer "
+                "demo-token`, and the console's sign-in; set DUNNING_API_TOKENS for your own)"
             )
         if "DUNNING_WEBHOOK_SECRETS" in self.injected_defaults:
             lines.append(

@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     api_tokens: Annotated[dict[str, ApiIdentity], NoDecode] = Field(default_factory=dict)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    # The finance console (/console) signs its session cookies with this key. Unset: a
+    # random key per API process (sessions end when it restarts, and several API replicas
+    # behind one address need the same key set here).
+    console_secret: SecretStr | None = None
+    # Where the console links a customer's workflows (the Temporal UI's base URL).
+    temporal_ui_url: str = "http://127.0.0.1:8233"
 
     # Workflows kept in memory per worker process: a larger cache avoids rebuilding
     # sandboxed instances in bursts; ~90 KB each (see docs/performance.md).
@@ -162,6 +168,13 @@ class Settings(BaseSettings):
         if "@" not in value or any(c in value for c in "\r\n <>,"):
             raise ValueError("must be a plain e-mail address like billing@example.com")
         return value
+
+    @field_validator("console_secret", mode="before")
+    @classmethod
+    def _empty_console_secret_is_none(cls, value: object) -> object:
+        # An empty value (compose's `${DUNNING_CONSOLE_SECRET:-}`) means "not set": never a
+        # signing key everybody knows.
+        return None if value == "" else value
 
     @field_validator("webhook_secrets", mode="before")
     @classmethod

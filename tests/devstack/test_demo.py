@@ -104,6 +104,9 @@ def test_the_worked_example_through_the_cli(tmp_path: Path) -> None:
     text = "\n".join(lines)
     assert "service active → suspended" in text and "service suspended → active" in text
     assert 'CustomerId%3D%22easycall-t1%22' in text
+    # Each demo customer's page in the finance console.
+    assert "Console: http://127.0.0.1:8000/console/customers/easycall-t1" in text
+    assert "Console: http://127.0.0.1:8000/console/customers/megastar-t1" in text
 
 
 def test_a_failing_command_is_reported_not_raised(tmp_path: Path) -> None:

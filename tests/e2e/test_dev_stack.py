@@ -174,9 +174,14 @@ def test_dev_starts_everything_and_ctrl_c_stops_everything(workdir: Path) -> Non
                           "ServiceState", "DueDate"):
             assert attribute in listing
         banner = run.text()
+        console = f"http://127.0.0.1:{run.ports['api']}/console"
         for url_text in (f"http://127.0.0.1:{run.ports['ui']}",
-                         f"http://127.0.0.1:{run.ports['mail']}", str(data_dir.resolve())):
+                         f"http://127.0.0.1:{run.ports['mail']}", str(data_dir.resolve()),
+                         console):
             assert url_text in banner
+        # The console answers with its sign-in page, the dev token signs in.
+        signin = httpx.get(f"{console}/signin", timeout=5)
+        assert signin.status_code == 200 and "API token" in signin.text
         stop_seconds = run.interrupt()
     finally:
         run.kill()
