@@ -113,8 +113,8 @@ def search_query(text: str, *, reseller_id: str | None, customer_id: str | None,
 @dataclass(frozen=True)
 class TimelineEvent:
     at: datetime
-    kind: str  # invoice, payment, reversal, service, mail
-    title: str  # invoice number, payment id, new service state, mail kind
+    kind: str  # invoice, payment, reversal, service, mail, fee, fee_waiver
+    title: str  # invoice number (also of a fee), payment id, new service state, mail kind
     amount: int | None
     status: str | None  # a mail's or payment's status, an invoice's collection status
     detail: str | None  # why / causes / last error / processor
@@ -126,10 +126,11 @@ TimelineKey = tuple[datetime, str, str]  # (at, kind, key): a timeline event's p
 
 async def customer_timeline(conn: AsyncConnection, customer_id: str, *,
                             before: TimelineKey | None, limit: int) -> list[TimelineEvent]:
-    """The customer's invoices, payments, reversals, service events and mails, newest
-    first (at, kind, key descending), strictly before the event ``before``; ``limit + 1``
-    rows at most. Each source is read by its (customer, time) index and bounded by the same
-    limit before the merge; events at the same instant are told apart by kind and key, so
+    """The customer's invoices, payments, reversals, service events, mails and late fees
+    (charged, and waived: SPEC 2.9), newest first (at, kind, key descending), strictly
+    before the event ``before``; ``limit + 1`` rows at most. Each source is read by its
+    (customer, time) index (fees: by customer, see below) and bounded by the same limit
+    before the merge; events at the same instant are told apart by kind and key, so
     no page boundary loses one."""
     rows = _limit(limit)
     at, kind, key = before if before else (None, None, None)
@@ -168,6 +169,18 @@ async def customer_timeline(conn: AsyncConnection, customer_id: str, *,
         source("created_at, 'mail', kind, NULL::bigint, status,"
                " coalesce(last_error, invoice_number), key",
                "FROM notifications WHERE customer_id = %(c)s", "created_at", "'mail'", "key"),
+        # Late fees have no (customer, time) index, only late_fees_customer_idx: at most one
+        # fee per invoice, so a customer has no more fees than invoices and reading all of
+        # its fees before the sort stays small; no new index (and migration) is needed.
+        # A fee is keyed by its invoice's number (once per invoice, migration 009).
+        source("f.charged_at, 'fee', i.number, f.amount, 'charged', NULL::text, i.number",
+               "FROM late_fees f JOIN invoices i ON i.id = f.invoice_id"
+               " WHERE f.customer_id = %(c)s", "f.charged_at", "'fee'", "i.number"),
+        source("f.waived_at, 'fee_waiver', i.number, f.amount, 'waived', NULL::text,"
+               " i.number",
+               "FROM late_fees f JOIN invoices i ON i.id = f.invoice_id"
+               " WHERE f.customer_id = %(c)s AND f.waived_at IS NOT NULL", "f.waived_at",
+               "'fee_waiver'", "i.number"),
     ]
     query = sql.SQL(
         "WITH events AS ({parts})"
@@ -194,6 +207,32 @@ async def invoices_page(conn: AsyncConnection, customer_id: str, *,
         await cur.execute(query, {"c": customer_id, "at": at, "number": number,
                                   "rows": _limit(limit)})
         return await cur.fetchall()
+
+
+@dataclass(frozen=True)
+class InvoiceFee:
+    """An invoice's late fee (SPEC 2.9), waived or not (``invoices.fees`` counts only the
+    unwaived one; the page shows both)."""
+
+    invoice_id: int
+    amount: int
+    charged_at: datetime
+    waived_at: datetime | None
+
+    @property
+    def waived(self) -> bool:
+        return self.waived_at is not None
+
+
+async def invoice_fees(conn: AsyncConnection, invoice_ids: list[int]) -> dict[int, InvoiceFee]:
+    """The late fees of these invoices by invoice id (none: not charged). One lookup per
+    invoice on late_fees_once_per_invoice's unique index."""
+    if not invoice_ids:
+        return {}
+    async with conn.cursor(row_factory=class_row(InvoiceFee)) as cur:
+        await cur.execute("SELECT invoice_id, amount, charged_at, waived_at FROM late_fees"
+                          " WHERE invoice_id = ANY(%s)", (invoice_ids,))
+        return {fee.invoice_id: fee for fee in await cur.fetchall()}
 
 
 # ---------------------------------------------------------------------------- unmatched
@@ -336,9 +375,9 @@ async def class_names(conn: AsyncConnection) -> list[str]:
     return [str(row[0]) for row in await cur.fetchall()]
 
 
-__all__ = ["MAX_PAGE", "AuditFilter", "FoundCustomer", "NotificationLine",
+__all__ = ["MAX_PAGE", "AuditFilter", "FoundCustomer", "InvoiceFee", "NotificationLine",
            "TimelineEvent", "TimelineKey", "audit_actions", "audit_page", "class_names",
-           "customer_timeline", "invoices_page",
+           "customer_timeline", "invoice_fees", "invoices_page",
            "like_prefix", "notification_counts",
            "notification_customer", "notifications_page",
            "search_customers", "search_query", "unmatched_page"]

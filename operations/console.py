@@ -2,8 +2,8 @@
 unmatched payments, notifications and audit records, one page each.
 
 The console's actions are the operations the CLI and the API already use (post and
-reverse a payment, resend, re-run, assign): ``api/console`` calls those directly. This
-module only adds the reads the console needs and no other interface had. Amounts stay
+reverse a payment, resend, re-run, assign, waive a late fee): ``api/console`` calls those
+directly. This module only adds the reads the console needs and no other interface had. Amounts stay
 integer minor units here (the console formats them in the reader's locale); scope checks
 are the caller's (``api.scopes``); reads given an ``audit`` write their record
 ``on_behalf_of`` the customer in the reading transaction (SPEC 2.7).
@@ -27,6 +27,7 @@ from db.classes import get_class
 from db.console import (
     AuditFilter,
     FoundCustomer,
+    InvoiceFee,
     NotificationLine,
     TimelineEvent,
     TimelineKey,
@@ -102,6 +103,8 @@ class CustomerPage:
     timeline_next: str | None  # the cursor of older events (``timeline_cursor``)
     subscriptions: dict[str, Any]
     overdue: dict[str, bool] = field(default_factory=dict)
+    # Each shown invoice's late fee by number, waived ones too (SPEC 2.9); none: no fee.
+    fees: dict[str, InvoiceFee] = field(default_factory=dict)
 
 
 async def customer_page(ctx: Context, customer_id: str, *, audit: AuditInfo | None,
@@ -129,6 +132,7 @@ async def customer_page(ctx: Context, customer_id: str, *, audit: AuditInfo | No
                                                limit=INVOICE_PAGE)
         events = await queries.customer_timeline(ctx.conn, customer_id,
                                                  before=timeline_before, limit=TIMELINE_PAGE)
+        fees = await queries.invoice_fees(ctx.conn, [i.id for i in invoices])
         viewed = (await view_customers(ctx.conn, [customer_id]))[customer_id]
         accounts = await customer_subscriptions(ctx.conn, customer_id)
         await record_read(ctx, audit, customer_id, CONSOLE_READ)
@@ -146,7 +150,8 @@ async def customer_page(ctx: Context, customer_id: str, *, audit: AuditInfo | No
         timeline=events,
         timeline_next=_timeline_cursor(events[-1]) if more else None,
         subscriptions=view_document(viewed, accounts, current_month(viewed, now)),
-        overdue={i.number: now >= i.overdue_at and i.remaining > 0 for i in invoices})
+        overdue={i.number: now >= i.overdue_at and i.remaining > 0 for i in invoices},
+        fees={i.number: fees[i.id] for i in invoices if i.id in fees})
 
 
 def _timeline_cursor(event: TimelineEvent) -> str:

@@ -7,9 +7,9 @@ functions as the CLI and the API) and is scoped exactly as the API scopes bearer
 customer outside the scope gets the same 404 page as one that does not exist. Reads
 through the admin and reseller realms are audited ``on_behalf_of`` the customer.
 
-Actions (post or reverse a payment, resend a mail, re-run, assign an unmatched payment)
-are finance's: realm admin only, as ``POST /v1/reruns`` is. Each needs a reason and
-writes its audit record through the operation it calls. Every POST carries the session's
+Actions (post or reverse a payment, resend a mail, re-run, assign an unmatched payment,
+waive a late fee) are finance's: realm admin only, as ``POST /v1/reruns`` is. Each needs a
+reason and writes its audit record through the operation it calls. Every POST carries the session's
 CSRF token, checked before anything else.
 """
 
@@ -51,6 +51,7 @@ from domain.money import MoneyError
 from operations import console as reads
 from operations.context import Context
 from operations.errors import NotFound, OperationError
+from operations.fees import waive_fee
 from operations.notifications import resend
 from operations.payments import PaymentRequest, assign_unmatched, post_payment, reverse_payment
 from operations.reruns import start_rerun
@@ -501,6 +502,50 @@ async def reverse_action(request: Request) -> Response:
     else:
         session.say("info", f"Payment {processor}/{payment_id}: {result['status']}; "
                     f"service {result.get('service_state')}.")
+    return redirect(request, _back_to(customer_id), session)
+
+
+@router.post("/fees/waive")
+async def waive_fee_action(request: Request) -> Response:
+    """Waive an invoice's late fee (SPEC 2.9) through ``operations.fees.waive_fee``, as
+    ``POST /v1/customers/{id}/invoices/{number}/fee-waiver`` does: realm admin only (else
+    403, before anything about the customer is read, as the API's ``admin_only``), the same
+    audit record (``fee.waive``, the console user as actor, ``on_behalf_of`` the customer,
+    the reason and the request id), written by the customer's workflow with the change.
+    The customer and invoice come as fields, not in the path: ids may hold '/'."""
+    form, viewer = await posted(request)
+    admin(viewer)
+    reason = reason_of(form)
+    customer_id = field(form, "customer_id", "The customer id")
+    number = field(form, "invoice", "The invoice number")
+    audit = audit_info(request, viewer.identity, reason)
+
+    async def waive(ctx: Context) -> dict[str, Any]:
+        if not await sees(ctx.conn, viewer, customer_id):
+            raise UnknownCustomer(customer_id)
+        return await waive_fee(ctx, customer_id, number, audit)
+
+    session = viewer.session
+    try:
+        result = await operate(request, waive)
+    except UnknownCustomer:
+        raise no_customer(customer_id) from None
+    except NotFound:
+        # The customer is in scope (checked first), so only its invoice can be missing.
+        raise Refusal(404, "Invoice not found",
+                      f"Customer {customer_id!r} has no invoice {number!r}.") from None
+    except (OperationError, DbError, RPCError) as err:
+        session.say("error", f"Fee not waived: {_failed(err)}")
+    else:
+        fee = formatting.money_text(result["fee"], result["currency"], viewer.language)
+        balance = formatting.money_text(result["balance"], result["currency"],
+                                        viewer.language)
+        said = {"waived": f"Late fee of {fee} on invoice {number} waived.",
+                "already_waived": f"The late fee on invoice {number} was already waived; "
+                                  "nothing changed.",
+                "not_charged": f"Invoice {number} has no late fee; nothing changed."}
+        session.say("info", f"{said.get(result['status'], result['status'])} Balance "
+                    f"{balance}, service {result['service_state']}.")
     return redirect(request, _back_to(customer_id), session)
 
 

@@ -194,13 +194,17 @@ async def console(temporal_env, pg_admin_url: str, template_database: str,
 async def seed(stack: Stack, suffix: str) -> dict[str, str]:
     """The customers of the console tests, in the states they need."""
     ids = {key: f"c-{key}-{suffix}" for key in (
-        "spec5", "pay", "rev", "rerun", "mail", "assign", "r1", "r1b", "r2", "xss")}
+        "spec5", "pay", "rev", "rerun", "mail", "assign", "r1", "r1b", "r2", "xss", "fee",
+        "feer1")}
     t0 = datetime.now(UTC).replace(microsecond=0)
     await stack.call(set_class, ClassChange(
         name="EasyCall", currency="USD", threshold="10.00", from_name="EasyCall",
         from_address="no-reply@easycall.com", reply_to="support@easycall.com"), ADMIN)
     await stack.call(set_class, ClassChange(name=f"Rerun-{suffix}", currency="USD",
                                             threshold="10.00"), ADMIN)
+    # Its own class: a late fee on EasyCall would charge the other tests' customers too.
+    await stack.call(set_class, ClassChange(name=f"Fees-{suffix}", currency="USD",
+                                            threshold="10.00", late_fee="5.00"), ADMIN)
 
     async def customer(key: str, name: str, email: str, klass: str = "EasyCall",
                        reseller: str | None = None) -> None:
@@ -282,8 +286,27 @@ async def seed(stack: Stack, suffix: str) -> dict[str, str]:
                    reseller=f"r-two-{suffix}")
     await customer("xss", XSS_NAME, f"xss-{suffix}@example.com")
 
+    # 20.00 due in two days, in a class with a 5.00 late fee (SPEC 2.9): at D (the
+    # workflows skip time, as in tests/api/test_fee_waiver.py) the fee is charged, 25.00
+    # remaining, then the suspension. "fee" is waived by a test; "feer1", a customer of
+    # Rita's, is only ever refused (the reseller, a customer token, a form without CSRF).
+    await customer("fee", "Fay Fee", f"fay-{suffix}@example.com", f"Fees-{suffix}")
+    await customer("feer1", "Fee customer of Rita", f"feer1-{suffix}@example.com",
+                   f"Fees-{suffix}", reseller=f"r-one-{suffix}")
+    for key, number in (("fee", "INV-F1"), ("feer1", "INV-G1")):
+        await invoice(key, number, "20.00", t0, t0 + timedelta(days=2))
+
     await state_is("pay", "suspended")
     await state_is("rerun", "suspended")
+    for key in ("fee", "feer1"):
+        async def fee_charged(key: str = key) -> bool:
+            rows = await stack.query_rows(
+                "SELECT count(*) FROM late_fees WHERE customer_id = %s AND waived_at IS NULL",
+                ids[key])
+            return rows == [(1,)]
+        await stack.wait_for(fee_charged, timeout=60, what=f"the late fee of {ids[key]}")
+        # Wait for the suspension too, so the pages do not change under the tests.
+        await state_is(key, "suspended")
 
     async def mail_failed() -> bool:
         return any(kind == "invoice_issued" and status == "failed"

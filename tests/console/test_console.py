@@ -211,6 +211,102 @@ async def test_reverse_a_payment_from_the_timeline(page, console: Console) -> No
         ("ana-finance", "admin", "chargeback from the card network")]
 
 
+async def test_waive_a_late_fee_with_a_reason(page, console: Console) -> None:
+    customer_id = console.id("fee")
+    await sign_in(page)
+    await page.goto(f"/console/customers/{customer_id}")
+    row = await invoice_row(page, "INV-F1")
+    assert row["Late fee"].startswith("$5.00 charged"), row
+    assert row["Remaining"] == "$25.00"
+    assert await page.inner_text("#balance") == "$25.00"
+    assert "late fee: INV-F1" in await page.inner_text("#timeline")
+
+    invoice = page.locator('#invoices tr[data-invoice="INV-F1"]')
+    await invoice.get_by_text("Waive fee…").click()  # a <details>: no script needed
+    await invoice.get_by_label("Reason").fill("goodwill: first late payment")
+    await invoice.get_by_role("button", name="Waive fee", exact=True).click()
+
+    assert "Late fee of $5.00 on invoice INV-F1 waived." in await flash(page)
+    row = await invoice_row(page, "INV-F1")
+    assert row["Late fee"].startswith("$5.00 waived"), row
+    assert row["Remaining"] == "$20.00"  # as if it had never been charged (SPEC 2.9)
+    assert await page.inner_text("#balance") == "$20.00"
+    assert "fee waived: INV-F1" in await page.inner_text("#timeline")
+    assert await invoice.get_by_role("button", name="Waive fee", exact=True).count() == 0
+    # Audited as the API's fee-waiver route audits it: the operation's own record.
+    audit = await console.stack.query_rows(
+        "SELECT actor, realm, on_behalf_of, reason, request_id IS NOT NULL FROM audit_log"
+        " WHERE action = 'fee.waive' AND on_behalf_of = %s", customer_id)
+    assert audit == [("ana-finance", "admin", customer_id, "goodwill: first late payment",
+                      True)]
+    fees = await console.stack.query_rows(
+        "SELECT amount, waived_at IS NOT NULL FROM late_fees WHERE customer_id = %s",
+        customer_id)
+    assert fees == [(500, True)]
+
+
+async def unwaived(console: Console, customer_id: str) -> bool:
+    rows = await console.stack.query_rows(
+        "SELECT waived_at IS NULL FROM late_fees WHERE customer_id = %s", customer_id)
+    return rows == [(True,)]
+
+
+async def test_a_reseller_or_customer_cannot_waive_a_fee(page, console: Console) -> None:
+    customer_id = console.id("feer1")
+    await sign_in(page, token=R1_TOKEN)
+    await page.goto(f"/console/customers/{customer_id}")
+    row = await invoice_row(page, "INV-G1")
+    assert row["Late fee"] == "$5.00 charged"  # shown, but no form to waive it
+    assert await page.get_by_text("Waive fee").count() == 0
+
+    # Sent anyway (with the session's own CSRF token): refused like the API refuses a
+    # reseller's POST .../fee-waiver (403 for the realm, whatever the customer).
+    csrf = await page.locator('input[name="csrf"]').first.get_attribute("value")
+    form = {"csrf": csrf, "customer_id": customer_id, "invoice": "INV-G1",
+            "reason": "trying"}
+    answer = await page.request.post("/console/fees/waive", form=form)
+    assert answer.status == 403
+    assert "Not allowed" in await answer.text()
+
+    await page.get_by_role("button", name="Sign out").click()
+    await sign_in(page, token=CUSTOMER_TOKEN)
+    csrf = await page.locator('input[name="csrf"]').first.get_attribute("value")
+    for target in (customer_id, console.id("spec5")):  # another customer, and itself
+        answer = await page.request.post("/console/fees/waive", form={
+            **form, "csrf": csrf, "customer_id": target})
+        assert answer.status == 403
+    assert await unwaived(console, customer_id)
+    assert await console.stack.query_rows(
+        "SELECT count(*) FROM audit_log WHERE action = 'fee.waive' AND on_behalf_of = %s",
+        customer_id) == [(0,)]
+
+
+def main_of(html: str) -> str:
+    found = re.search(r"<main\b.*?</main>", html, re.S)
+    assert found, html
+    return found.group(0)
+
+
+async def test_waiving_for_an_unknown_customer_is_the_404_page(page, console) -> None:
+    await sign_in(page)
+    missing = await page.request.get("/console/customers/no-such-customer")
+    csrf = await page.locator('input[name="csrf"]').first.get_attribute("value")
+    answer = await page.request.post("/console/fees/waive", form={
+        "csrf": csrf, "customer_id": "no-such-customer", "invoice": "INV-1",
+        "reason": "typo"})
+    assert answer.status == missing.status == 404
+    # The customer page's own 404 (the same for a customer outside the scope).
+    assert main_of(await answer.text()) == main_of(await missing.text())
+    assert "Customer not found" in await answer.text()
+    # A customer of the scope without that invoice: 404 too, as the API answers.
+    answer = await page.request.post("/console/fees/waive", form={
+        "csrf": csrf, "customer_id": console.id("feer1"), "invoice": "NOPE",
+        "reason": "typo"})
+    assert answer.status == 404
+    assert "Invoice not found" in await answer.text()
+    assert await unwaived(console, console.id("feer1"))
+
+
 async def test_invoices_are_listed_newest_first_one_page_at_a_time(console) -> None:
     conn, customer_id = console.stack.conn, console.id("spec5")
     first = await invoices_page(conn, customer_id, before=None, limit=1)
@@ -308,7 +404,8 @@ async def test_a_reseller_cannot_open_another_resellers_customer(page, console) 
     await page.goto("/console/customers")
     listed = [r.split("\t")[0] for r in await page.locator("tbody tr").all_inner_texts()]
     assert console.id("r1") in listed
-    assert set(listed) <= {console.id("r1"), console.id("r1b")}  # only its own
+    assert set(listed) <= {console.id("r1"), console.id("r1b"),
+                           console.id("feer1")}  # only its own
 
     # Reads through the reseller realm are audited, on behalf of each customer shown.
     listed_reads = await audit_rows(console, "customers.search", console.id("r1"))
@@ -369,6 +466,23 @@ async def test_timeline_pages_lose_no_event_at_the_same_instant(console: Console
     assert paged == everything
 
 
+async def test_a_late_fee_is_on_the_timeline_and_pages_keep_it(console: Console) -> None:
+    customer_id = console.id("feer1")
+    conn = console.stack.conn
+    everything = await customer_timeline(conn, customer_id, before=None, limit=200)
+    fees = [(e.kind, e.title, e.amount, e.status) for e in everything if e.kind == "fee"]
+    assert fees == [("fee", "INV-G1", 500, "charged")]
+    paged: list[Any] = []
+    cursor = None
+    while True:
+        rows = await customer_timeline(conn, customer_id, before=cursor, limit=2)
+        paged += rows[:2]
+        if len(rows) <= 2:
+            break
+        cursor = (rows[1].at, rows[1].kind, rows[1].key)
+    assert paged == everything
+
+
 async def test_viewing_as_a_customer_that_left_the_resellers_scope_is_404(page, console) -> None:
     customer_id = console.id("r1b")
     await sign_in(page, token=R1_TOKEN)
@@ -401,6 +515,21 @@ async def test_a_form_posted_without_its_csrf_token_is_refused(page, console) ->
     rows = await console.stack.query_rows("SELECT count(*) FROM payments WHERE customer_id = %s",
                                           customer_id)
     assert rows == [(0,)]
+
+
+async def test_a_fee_waiver_without_its_csrf_token_is_refused(page, console) -> None:
+    customer_id = console.id("feer1")
+    await sign_in(page)
+    await page.goto(f"/console/customers/{customer_id}")
+    invoice = page.locator('#invoices tr[data-invoice="INV-G1"]')
+    await invoice.get_by_text("Waive fee…").click()
+    await invoice.locator('input[name="csrf"]').evaluate("input => input.remove()")
+    await invoice.get_by_label("Reason").fill("no token")
+    async with page.expect_response(re.compile("/fees/waive$")) as answer:
+        await invoice.get_by_role("button", name="Waive fee", exact=True).click()
+    assert (await answer.value).status == 403
+    assert await page.inner_text("h1") == "Form refused"
+    assert await unwaived(console, customer_id)
 
 
 async def test_a_script_in_a_customer_name_is_shown_as_text(page, console) -> None:
@@ -501,7 +630,9 @@ async def test_accessibility_basics_on_every_page(page, console: Console) -> Non
     await check_page(page, "/console/signin")
     await sign_in(page)
     for path in ("/console/customers", f"/console/customers/{console.id('spec5')}",
-                 f"/console/customers/{console.id('mail')}", "/console/unmatched?assigned=1",
+                 f"/console/customers/{console.id('mail')}",
+                 f"/console/customers/{console.id('feer1')}",  # a fee and its waive form
+                 "/console/unmatched?assigned=1",
                  "/console/notifications", "/console/notifications?status=sent",
                  "/console/audit", "/console/reruns", "/console/customers/no-such-one"):
         await check_page(page, path)
