@@ -24,6 +24,7 @@ from domain.ids import (
     assignment_update_id,
     customer_workflow_id,
     fee_waiver_update_id,
+    hold_update_id,
     invoice_update_id,
     payment_update_id,
     rerun_child_workflow_id,
@@ -38,11 +39,14 @@ from workflows.ledger.payloads import (
     ChargeLateFee,
     CustomerWorkflowInput,
     EvaluateService,
+    HoldOutcome,
     IssueInvoice,
     IssueOutcome,
     PaymentOutcome,
+    PlaceHold,
     Reevaluate,
     ReevaluationOutcome,
+    ReleaseHold,
     ReversalOutcome,
     ReversePayment,
     WaiveLateFee,
@@ -131,6 +135,22 @@ async def waive_late_fee(client: Client, task_queue: str, command: WaiveLateFee,
                          command.customer_id,
                          fee_waiver_update_id(command.customer_id, command.invoice_number,
                                               delivery))
+
+
+async def place_hold(client: Client, task_queue: str, command: PlaceHold, *,
+                     delivery: str) -> HoldOutcome:
+    """Put the customer on hold through its workflow (SPEC 2.11). Raises UpdateRefused."""
+    return await _update(client, task_queue, CustomerWorkflow.place_hold, command,
+                         command.customer_id,
+                         hold_update_id(command.customer_id, "place", delivery))
+
+
+async def release_hold(client: Client, task_queue: str, command: ReleaseHold, *,
+                       delivery: str) -> HoldOutcome:
+    """Release the customer's hold through its workflow (SPEC 2.11). Raises UpdateRefused."""
+    return await _update(client, task_queue, CustomerWorkflow.release_hold, command,
+                         command.customer_id,
+                         hold_update_id(command.customer_id, "release", delivery))
 
 
 async def request_late_fee(client: Client, task_queue: str, command: ChargeLateFee) -> None:

@@ -26,11 +26,14 @@ from domain.ledger.commands import (
     AssignPayment,
     ChargeLateFee,
     EvaluateService,
+    HoldOutcome,
     IssueInvoice,
     IssueOutcome,
     LateFeeOutcome,
+    PlaceHold,
     Reevaluate,
     ReevaluationOutcome,
+    ReleaseHold,
     ReversalOutcome,
     ReversePayment,
     ServiceOutcome,
@@ -46,7 +49,9 @@ from workflows.ledger.payloads import (
     CHARGE_LATE_FEE,
     EVALUATE_SERVICE,
     ISSUE_INVOICE,
+    PLACE_HOLD,
     REEVALUATE_CUSTOMER,
+    RELEASE_HOLD,
     REVERSE_PAYMENT,
     WAIVE_LATE_FEE,
 )
@@ -135,3 +140,15 @@ class LedgerActivities:
         async with self.pool.connection() as conn:
             with _refusals():
                 return await ledger.waive_late_fee(conn, command, token=_token())
+
+    @activity.defn(name=PLACE_HOLD)
+    async def place_hold(self, command: PlaceHold) -> HoldOutcome:
+        async with self.pool.connection() as conn:
+            with _refusals():
+                return await ledger.place_hold(conn, command, token=_token())
+
+    @activity.defn(name=RELEASE_HOLD)
+    async def release_hold(self, command: ReleaseHold) -> HoldOutcome:
+        async with self.pool.connection() as conn:
+            with _refusals():
+                return await ledger.release_hold(conn, command, token=_token())

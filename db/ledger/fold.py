@@ -22,6 +22,7 @@ from db.rows import ClassRow, CustomerRow, InvoiceRow, PaymentRow, columns
 from domain.collection.evaluation import (
     CollectionStatus,
     PaymentStatus,
+    ServiceState,
     SuspensionCandidate,
     decide_service,
     evaluate,
@@ -171,6 +172,7 @@ async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, 
                 collection_status=str(ev.collection_status),
                 payment_status=str(ev.payment_status),
                 paid=ev.payment_status == PaymentStatus.PAID,
+                hold=customer.hold,
             ))
 
     invoice_ids = {number: row.id for number, row in rows.items()}
@@ -196,19 +198,22 @@ async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, 
 
 async def decide_and_record_service(
     conn: AsyncConnection, customer: CustomerRow, invoices: tuple[InvoiceRow, ...],
-    now: datetime, reason: str,
+    now: datetime, reason: str, *, resume: bool = False,
 ) -> tuple[CustomerRow, ServiceEvent | None, tuple[str, ...]]:
     """Ask the domain for the service state; record a change as happening at ``now``.
 
     Returns the customer row after, the transition if the state changed, and the causes
     (invoice numbers) of a suspension at ``now`` (empty when the service should be active).
+    ``resume``: a hold placed with --resume is being decided (SPEC 2.11).
     """
     # "Past S" is what the invoice's own workflow recorded when its timer for S fired
     # (suspension_reached_at), so this decision never compares instants of two clocks.
     decision = decide_service(
-        SuspensionCandidate(i.number, i.suspension_reached_at is not None,
-                            CollectionStatus(i.collection_status), i.remaining)
-        for i in invoices
+        (SuspensionCandidate(i.number, i.suspension_reached_at is not None,
+                             CollectionStatus(i.collection_status), i.remaining)
+         for i in invoices),
+        held=customer.hold is not None,
+        current=ServiceState.ACTIVE if resume else customer.service_state,
     )
     causes = tuple(decision.causes)
     if decision.state == customer.service_state:

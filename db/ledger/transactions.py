@@ -24,7 +24,7 @@ from psycopg.rows import class_row
 from db.audit import customer_target, invoice_target, payment_target, record_audit
 from db.classes import policy_of
 from db.codec import dumps
-from db.collection.invoice_rows import get_invoice, list_invoices
+from db.collection.invoice_rows import facts_of, get_invoice, list_invoices
 from db.errors import InvalidValue, UnknownPayment
 from db.ledger.fold import (
     FoldOutcome,
@@ -47,15 +47,19 @@ from db.rows import (
     columns,
 )
 from domain.collection.policy import decide_late_fee
+from domain.hold import RESUME_REASON, Hold, ended
 from domain.ledger.commands import (
     ChargeLateFee,
     EvaluateService,
+    HoldOutcome,
     InvoiceChange,
     IssuedInvoice,
     IssueInvoice,
     IssueOutcome,
+    PlaceHold,
     Reevaluate,
     ReevaluationOutcome,
+    ReleaseHold,
     ReversalOutcome,
     ReversePayment,
     ServiceOutcome,
@@ -74,8 +78,9 @@ from domain.ledger.payments import (
 
 __all__ = [
     "ServiceEvent", "apply_payment", "audit_of", "body_hash", "charge_late_fee",
-    "evaluate_service", "fingerprint", "issue_invoice", "issued", "known_payment",
-    "payment_hash", "reevaluate", "reverse_payment", "transition_of", "waive_late_fee",
+    "evaluate_service", "fingerprint", "issue_invoice", "issued",
+    "known_payment", "payment_hash", "place_hold", "reevaluate", "release_hold",
+    "reverse_payment", "transition_of", "waive_late_fee",
 ]
 
 
@@ -381,7 +386,8 @@ async def charge_late_fee(conn: AsyncConnection, cmd: ChargeLateFee, *,
         invoice = await _invoice_of(conn, cmd.customer_id, cmd.invoice_number)
         fee = await _fee_row(conn, invoice.id)
         decision = decide_late_fee(policy_of(klass), collection_status=invoice.collection_status,
-                                   remaining=invoice.remaining, charged_before=fee is not None)
+                                   remaining=invoice.remaining, charged_before=fee is not None,
+                                   hold=customer.hold)
         if decision.amount == 0:
             result = LateFeeOutcome(
                 status="already_charged" if fee is not None else "not_due",
@@ -459,6 +465,103 @@ async def _fee_row(conn: AsyncConnection, invoice_id: int) -> tuple[int, datetim
                              (invoice_id,))
     row = await cur.fetchone()
     return None if row is None else (int(row[0]), row[1])
+
+
+# ------------------------------------------------------------------------------- holds
+_HOLD_COLUMNS = sql.SQL(
+    "UPDATE customers SET hold_placed_at = %s, hold_until = %s, hold_reason = %s,"
+    " hold_actor = %s, hold_resume = %s WHERE id = %s RETURNING {}")
+
+
+async def place_hold(conn: AsyncConnection, cmd: PlaceHold, *,
+                     token: str | None = None) -> HoldOutcome:
+    """Put the customer on hold from ``now`` (SPEC 2.11; a hold in force is replaced),
+    decide the service under it (``resume``: a suspended customer resumes at once, reason
+    "hold"), audited ``customer.hold``. Every open invoice hears of the hold."""
+    now = _stamped(cmd.now)
+    actor = cmd.actor.name if cmd.actor is not None else "system"
+    try:
+        hold = Hold(placed_at=now, until=cmd.until, reason=cmd.reason, actor=actor,
+                    resume=cmd.resume)
+    except ValueError as err:
+        raise InvalidValue(str(err)) from None
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)
+        if (done := await stored_result(conn, token, "place_hold", HoldOutcome)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        held = await _set_hold(conn, customer.id, hold)
+        resume = cmd.resume and customer.service_state == "suspended"
+        result = await _decided_under_hold(
+            conn, customer, held, klass, now, "replaced" if customer.hold else "placed",
+            RESUME_REASON if resume else "customer put on hold", resume=resume)
+        if (audit := audit_of(cmd.actor)) is not None:
+            await record_audit(conn, AuditEntry.of(
+                _with_reason(audit, cmd.reason), "customer.hold", customer_target(customer.id),
+                on_behalf_of=customer.id,
+                before={"hold": customer.hold, "service_state": customer.service_state},
+                after={"hold": hold, "service_state": result.service_state}))
+        await store_result(conn, token, "place_hold", customer.id, result)
+        return result
+
+
+async def release_hold(conn: AsyncConnection, cmd: ReleaseHold, *,
+                       token: str | None = None) -> HoldOutcome:
+    """End the customer's hold: ``released`` by finance (audited ``customer.hold_release``)
+    or ``ended`` when its ``until`` passed (``cmd.expired``; only the hold with that very
+    ``until``); ``not_held`` otherwise. The service is decided again at once: a suspension
+    that is due happens now (SPEC 2.11)."""
+    now = _stamped(cmd.now)
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)
+        if (done := await stored_result(conn, token, "release_hold",
+                                        HoldOutcome)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        hold = customer.hold
+        if hold is None or (cmd.expired and (hold.until is None or hold.until != cmd.until
+                                             or not ended(hold, now))):
+            result = HoldOutcome(status="not_held", hold=hold,
+                                 service_state=customer.service_state,
+                                 service_before=customer.service_state,
+                                 balance=customer.balance, class_name=klass.name)
+        else:
+            released = await _set_hold(conn, customer.id, None)
+            why = "hold ended" if cmd.expired else "hold released"
+            result = await _decided_under_hold(
+                conn, customer, released, klass, now,
+                "ended" if cmd.expired else "released", why)
+            if (audit := audit_of(cmd.actor)) is not None:
+                await record_audit(conn, AuditEntry.of(
+                    audit, "customer.hold_release", customer_target(customer.id),
+                    on_behalf_of=customer.id,
+                    before={"hold": hold, "service_state": customer.service_state},
+                    after={"hold": None, "service_state": result.service_state}))
+        await store_result(conn, token, "release_hold", customer.id, result)
+        return result
+
+
+async def _set_hold(conn: AsyncConnection, customer_id: str, hold: Hold | None) -> CustomerRow:
+    values = ((hold.placed_at, hold.until, hold.reason, hold.actor, hold.resume)
+              if hold is not None else (None, None, None, None, None))
+    async with conn.cursor(row_factory=class_row(CustomerRow)) as cur:
+        await cur.execute(_HOLD_COLUMNS.format(columns(CustomerRow)), (*values, customer_id))
+        row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def _decided_under_hold(conn: AsyncConnection, before: CustomerRow, customer: CustomerRow,
+                              klass: ClassRow, now: datetime, status: str, reason: str, *,
+                              resume: bool = False) -> HoldOutcome:
+    invoices = tuple(await list_invoices(conn, customer.id))
+    after, service, _ = await decide_and_record_service(conn, customer, invoices, now, reason,
+                                                        resume=resume)
+    return HoldOutcome(
+        status=status, hold=after.hold, service_state=after.service_state,
+        service_before=before.service_state, balance=after.balance,
+        changed=[facts_of(i, after.hold) for i in invoices if i.payment_status != "paid"],
+        transition=transition_of(service), class_name=klass.name)
 
 
 # -------------------------------------------------------------------------------- helpers

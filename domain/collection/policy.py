@@ -15,6 +15,7 @@ from datetime import timedelta
 from domain.collection.evaluation import drives_dunning
 from domain.collection.schedule import Policy
 from domain.collection.working_time import WorkingTime
+from domain.hold import Hold, held_step
 from domain.money import Currency, format_amount, parse_amount
 
 # A percentage is kept in basis points (hundredths of a percent): "2%" is 200, "2.5%" 250.
@@ -105,11 +106,14 @@ class LateFeeDecision:
 
 
 def decide_late_fee(policy: ClassPolicy, *, collection_status: str, remaining: int,
-                    charged_before: bool) -> LateFeeDecision:
+                    charged_before: bool, hold: Hold | None = None) -> LateFeeDecision:
     """SPEC 2.9: at D + late-fee-after, once per invoice, only if the invoice is then
-    ``collect`` with something remaining; a percentage is of that remaining amount."""
+    ``collect`` with something remaining; a percentage is of that remaining amount. Not
+    while the customer is on hold (SPEC 2.11), and not later either (2.3's rule)."""
     if charged_before:
         return LateFeeDecision(0, "already charged once")
+    if (held := held_step(hold, "late_fee")) is not None:
+        return LateFeeDecision(0, held)
     if policy.late_fee is None:
         return LateFeeDecision(0, "the class has no late fee")
     if not drives_dunning(collection_status, remaining):

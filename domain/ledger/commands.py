@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Self
 
+from domain.hold import Hold
 from domain.ledger.effects import InvoiceFacts, ServiceTransition
 from domain.ledger.payments import Actor
 
@@ -281,6 +282,52 @@ class WaiverOutcome:
     invoice_number: str
     amount: int
     service_state: str
+    balance: int
+    changed: list[InvoiceFacts] = field(default_factory=list)
+    transition: ServiceTransition | None = None
+    class_name: str = ""
+
+
+# --- hold (SPEC 2.11) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlaceHold(_Stamped):
+    """Finance puts the customer on hold (audited), from ``now`` until ``until`` (None:
+    until released); ``resume``: a suspended customer resumes at once (reason "hold").
+    Placing a hold on a customer already held replaces it."""
+
+    customer_id: str
+    reason: str
+    until: datetime | None = None
+    resume: bool = False
+    actor: Actor | None = None
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseHold(_Stamped):
+    """End the customer's hold: finance releases it (audited), or the customer's workflow
+    ends it when ``until`` passes (``expired``, with the ``until`` its timer was for: a
+    hold replaced meanwhile is not ended). Then a suspension that is due happens at once."""
+
+    customer_id: str
+    actor: Actor | None = None
+    expired: bool = False
+    until: datetime | None = None
+    now: datetime | None = None
+
+
+@dataclass
+class HoldOutcome:
+    """``placed``, ``replaced``; ``released``, ``ended``; ``not_held`` (nothing changed).
+    ``hold``: the hold in force after it (None: none). ``changed``: every open invoice,
+    so each invoice's workflow hears of the hold."""
+
+    status: str
+    hold: Hold | None
+    service_state: str
+    service_before: str
     balance: int
     changed: list[InvoiceFacts] = field(default_factory=list)
     transition: ServiceTransition | None = None

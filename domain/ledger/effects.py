@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from domain.hold import Hold
 from domain.notifications.catalog import (
     SERVICE_MAIL,
     invoice_notification_key,
@@ -27,6 +28,9 @@ class InvoiceFacts:
     collection_status: str
     payment_status: str
     paid: bool
+    # The customer's hold in force (SPEC 2.11): the invoice's steps it pauses are held
+    # (``domain.hold.held_step``). Absent from histories recorded before holds.
+    hold: Hold | None = None
     # Older histories also carry "cancelled": false (invoices are never cancelled); the JSON
     # converter ignores the unknown key (tests/workflows/test_replay.py replays them).
 

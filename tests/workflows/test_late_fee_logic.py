@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
-from temporalio.worker import Worker
 
 from client import customers
 from domain import ids
@@ -19,6 +18,7 @@ from domain.collection.policy import ClassPolicy, LateFee
 from domain.collection.schedule import Policy
 from domain.collection.timeline import working_steps
 from domain.notifications import catalog
+from tests.support.workers import workers
 from tests.workflows.fakes import (
     EffectActivities,
     StubInvoiceWorkflow,
@@ -65,7 +65,7 @@ def steps_with_fee(d: datetime, after: timedelta) -> list[PlannedStep]:
 
 async def run_invoice(client, fake: FeeRequests, steps: list[PlannedStep]) -> dict[str, str]:
     queue = fresh_queue()
-    async with Worker(client, task_queue=queue, workflows=[InvoiceWorkflow],
+    async with workers(client, task_queue=queue, workflows=[InvoiceWorkflow],
                       activities=[fake.check_invoice, fake.reach_suspension,
                                   fake.send_notification, fake.request_late_fee]):
         handle = await start(client, queue, InvoiceWorkflowInput(
@@ -128,7 +128,7 @@ async def test_a_charged_fee_signals_the_invoice_then_mails_and_a_waiver_does_no
     waived = WaiverOutcome(status="waived", invoice_number="JUNE", amount=40,
                            service_state="active", balance=2000, changed=[JUNE_COLLECT])
     fake = FeeLedger(charged=fee, waived=waived)
-    async with Worker(client, task_queue=queue,
+    async with workers(client, task_queue=queue,
                       workflows=[CustomerWorkflow, StubInvoiceWorkflow],
                       activities=[fake.charge_late_fee, fake.waive_late_fee,
                                   *fake.effects()]):

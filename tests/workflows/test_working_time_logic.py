@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
-from temporalio.worker import Worker
 
 from domain.collection.policy import ClassPolicy
 from domain.collection.schedule import Policy
@@ -19,6 +18,7 @@ from domain.collection.timeline import working_steps
 from domain.collection.working_time import WorkingTime, parse_working_days
 from domain.when import overdue_instant
 from tests.support.histories import HISTORIES, record_history
+from tests.support.workers import workers
 from tests.workflows.test_invoice_logic import COLLECT, PAID, FakeActivities, fresh_queue, start
 from workflows.collection.invoice import InvoiceWorkflow
 from workflows.collection.payloads import (
@@ -75,7 +75,7 @@ async def test_steps_wait_for_working_time_and_the_query_says_why(temporal_env) 
 
     queue = fresh_queue()
     customer_id = f"c-wt-{uuid.uuid4().hex[:6]}"
-    async with Worker(client, task_queue=queue, workflows=[InvoiceWorkflow],
+    async with workers(client, task_queue=queue, workflows=[InvoiceWorkflow],
                       activities=[check, fake.reach_suspension, fake.send_notification]):
         handle = await start(client, queue, InvoiceWorkflowInput(
             customer_id=customer_id, invoice_number="INV-06", currency="BRL", steps=steps,
