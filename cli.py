@@ -248,6 +248,22 @@ def customer_add(
            lambda d: f"customer {customer_id}: {d['status']}")
 
 
+@customer_app.command("reactivate")
+def customer_reactivate(
+    customer_id: Annotated[str, typer.Argument(metavar="ID")],
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Bring a terminated customer back (SPEC 2.9): its service is decided again under
+    SPEC 2.4 and its open invoices get their lifecycles back. Audited."""
+    from operations.holds import reactivate
+
+    if not reason:
+        _fail("a reactivation needs a reason: --reason")
+    doc = _run(lambda ctx: reactivate(ctx, customer_id, _audit(actor, reason)))
+    _print(doc, as_json, lambda d: f"{d['customer_id']}: {d['status']}; service "
+                                   f"{d['service_state']}")
+
+
 @customer_app.command("set")
 def customer_set(
     customer_id: Annotated[str, typer.Argument(metavar="ID")],

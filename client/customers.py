@@ -27,6 +27,7 @@ from domain.ids import (
     hold_update_id,
     invoice_update_id,
     payment_update_id,
+    reactivation_update_id,
     rerun_child_workflow_id,
     reversal_update_id,
 )
@@ -44,11 +45,13 @@ from workflows.ledger.payloads import (
     IssueOutcome,
     PaymentOutcome,
     PlaceHold,
+    ReactivateCustomer,
     Reevaluate,
     ReevaluationOutcome,
     ReleaseHold,
     ReversalOutcome,
     ReversePayment,
+    TerminationOutcome,
     WaiveLateFee,
     WaiverOutcome,
 )
@@ -151,6 +154,15 @@ async def release_hold(client: Client, task_queue: str, command: ReleaseHold, *,
     return await _update(client, task_queue, CustomerWorkflow.release_hold, command,
                          command.customer_id,
                          hold_update_id(command.customer_id, "release", delivery))
+
+
+async def reactivate(client: Client, task_queue: str, command: ReactivateCustomer, *,
+                     delivery: str) -> TerminationOutcome:
+    """Reactivate a terminated customer through its workflow (SPEC 2.9). Raises
+    UpdateRefused."""
+    return await _update(client, task_queue, CustomerWorkflow.reactivate, command,
+                         command.customer_id, reactivation_update_id(command.customer_id,
+                                                                     delivery))
 
 
 async def request_late_fee(client: Client, task_queue: str, command: ChargeLateFee) -> None:

@@ -1,4 +1,5 @@
-"""Finance puts a customer on hold and releases it (SPEC 2.11, 4.2 `dunning hold`).
+"""Finance puts a customer on hold and releases it (SPEC 2.11, 4.2 `dunning hold`), and
+reactivates a terminated customer (SPEC 2.9 `dunning customer reactivate`).
 
 A hold changes what the ledger decides (no suspension, no fee), so it goes to the
 customer's workflow (the single writer), whose transaction stores it, decides the service
@@ -18,7 +19,7 @@ from client.customers import UpdateRefused
 from db.collection.status import hold_document
 from db.customers import get_customer_with_class
 from db.rows import AuditInfo
-from domain.ledger.commands import HoldOutcome, PlaceHold, ReleaseHold
+from domain.ledger.commands import HoldOutcome, PlaceHold, ReactivateCustomer, ReleaseHold
 from domain.when import parse_when
 from operations.context import Context, actor_of
 from operations.errors import NotFound, OperationError, Unavailable
@@ -70,3 +71,23 @@ async def _ask(ctx: Context, send: Any, what: str) -> HoldOutcome:
 def document(customer_id: str, outcome: HoldOutcome) -> dict[str, Any]:
     return {"status": outcome.status, "customer_id": customer_id,
             "hold": hold_document(outcome.hold), "service_state": outcome.service_state}
+
+
+async def reactivate(ctx: Context, customer_id: str, audit: AuditInfo) -> dict[str, Any]:
+    """Bring a terminated customer back under SPEC 2.4 (SPEC 2.9 `dunning customer
+    reactivate`): ``reactivated``; ``not_terminated`` changes nothing."""
+    found = await get_customer_with_class(ctx.conn, customer_id)
+    if found is None:
+        raise NotFound(f"unknown customer {customer_id!r}")
+    customer, _ = found
+    command = ReactivateCustomer(customer.id, actor=actor_of(audit, customer.id))
+    try:
+        outcome = await customers.reactivate(await ctx.client(), ctx.settings.task_queue,
+                                             command, delivery=uuid4().hex)
+    except UpdateRefused as err:
+        raise OperationError(str(err)) from None
+    except (RPCError, RuntimeError) as err:
+        raise Unavailable(f"{customer.id} is not reactivated: Temporal is not reachable "
+                          f"({err}); run the same command again") from None
+    return {"status": outcome.status, "customer_id": customer.id,
+            "service_state": outcome.service_state, "reason": outcome.reason}

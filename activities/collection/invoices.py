@@ -81,7 +81,8 @@ class InvoiceActivities:
         """Start the lifecycle of an invoice again after a reversal opened it (idempotent)."""
         invoice, klass, customer = await self._invoice(input.customer_id,
                                                        input.invoice_number)
-        if invoice is None or invoice.payment_status == "paid":
+        if invoice is None or invoice.payment_status == "paid" or (
+                customer.service_state == "terminated"):  # SPEC 2.9: final for dunning
             return ReopenInvoiceResult(started=False)
         started = await self._start(invoice, klass, customer, reopen=True)
         return ReopenInvoiceResult(started=started == "started")

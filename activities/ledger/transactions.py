@@ -31,12 +31,15 @@ from domain.ledger.commands import (
     IssueOutcome,
     LateFeeOutcome,
     PlaceHold,
+    ReactivateCustomer,
     Reevaluate,
     ReevaluationOutcome,
     ReleaseHold,
     ReversalOutcome,
     ReversePayment,
     ServiceOutcome,
+    TerminateCustomer,
+    TerminationOutcome,
     WaiveLateFee,
     WaiverOutcome,
 )
@@ -50,9 +53,11 @@ from workflows.ledger.payloads import (
     EVALUATE_SERVICE,
     ISSUE_INVOICE,
     PLACE_HOLD,
+    REACTIVATE_CUSTOMER,
     REEVALUATE_CUSTOMER,
     RELEASE_HOLD,
     REVERSE_PAYMENT,
+    TERMINATE_CUSTOMER,
     WAIVE_LATE_FEE,
 )
 
@@ -152,3 +157,15 @@ class LedgerActivities:
         async with self.pool.connection() as conn:
             with _refusals():
                 return await ledger.release_hold(conn, command, token=_token())
+
+    @activity.defn(name=TERMINATE_CUSTOMER)
+    async def terminate_customer(self, command: TerminateCustomer) -> TerminationOutcome:
+        async with self.pool.connection() as conn:
+            with _refusals():
+                return await ledger.terminate_customer(conn, command, token=_token())
+
+    @activity.defn(name=REACTIVATE_CUSTOMER)
+    async def reactivate_customer(self, command: ReactivateCustomer) -> TerminationOutcome:
+        async with self.pool.connection() as conn:
+            with _refusals():
+                return await ledger.reactivate_customer(conn, command, token=_token())

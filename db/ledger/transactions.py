@@ -15,6 +15,7 @@ Results are frozen dataclasses that round-trip through JSON (db/codec.py).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -46,7 +47,7 @@ from db.rows import (
     PaymentRow,
     columns,
 )
-from domain.collection.policy import decide_late_fee
+from domain.collection.policy import decide_late_fee, decide_termination
 from domain.hold import RESUME_REASON, Hold, ended
 from domain.ledger.commands import (
     ChargeLateFee,
@@ -57,12 +58,15 @@ from domain.ledger.commands import (
     IssueInvoice,
     IssueOutcome,
     PlaceHold,
+    ReactivateCustomer,
     Reevaluate,
     ReevaluationOutcome,
     ReleaseHold,
     ReversalOutcome,
     ReversePayment,
     ServiceOutcome,
+    TerminateCustomer,
+    TerminationOutcome,
     WaiveLateFee,
     WaiverOutcome,
 )
@@ -79,7 +83,8 @@ from domain.ledger.payments import (
 __all__ = [
     "ServiceEvent", "apply_payment", "audit_of", "body_hash", "charge_late_fee",
     "evaluate_service", "fingerprint", "issue_invoice", "issued",
-    "known_payment", "payment_hash", "place_hold", "reevaluate", "release_hold",
+    "known_payment", "payment_hash", "place_hold", "reactivate_customer", "reevaluate",
+    "release_hold", "terminate_customer",
     "reverse_payment", "transition_of", "waive_late_fee",
 ]
 
@@ -531,6 +536,14 @@ async def release_hold(conn: AsyncConnection, cmd: ReleaseHold, *,
             result = await _decided_under_hold(
                 conn, customer, released, klass, now,
                 "ended" if cmd.expired else "released", why)
+            if result.transition is None and result.service_state == "suspended":
+                # Still suspended: a termination that fell due during the hold happens
+                # now; one not yet due gets the workflow's timer again (SPEC 2.9, 2.11).
+                term = await _terminate_if_due(conn, await lock_customer(conn, customer.id),
+                                               klass, now)
+                result = replace(result, service_state=term.service_state,
+                                 transition=term.transition, terminate_at=term.terminate_at,
+                                 changed=term.changed or result.changed)
             if (audit := audit_of(cmd.actor)) is not None:
                 await record_audit(conn, AuditEntry.of(
                     audit, "customer.hold_release", customer_target(customer.id),
@@ -562,6 +575,95 @@ async def _decided_under_hold(conn: AsyncConnection, before: CustomerRow, custom
         service_before=before.service_state, balance=after.balance,
         changed=[facts_of(i, after.hold) for i in invoices if i.payment_status != "paid"],
         transition=transition_of(service), class_name=klass.name)
+
+
+# ---------------------------------------------------------------------------- termination
+async def terminate_customer(conn: AsyncConnection, cmd: TerminateCustomer, *,
+                             token: str | None = None) -> TerminationOutcome:
+    """Terminate the customer if SPEC 2.9 says so now (``decide_termination`` on the
+    stored state, the time it became suspended and the hold, under the customer's lock);
+    recorded as a service event with the invoices unpaid then. ``not_due`` otherwise."""
+    now = _stamped(cmd.now)
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)
+        if (done := await stored_result(conn, token, "terminate_customer",
+                                        TerminationOutcome)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        result = await _terminate_if_due(conn, customer, klass, now)
+        await store_result(conn, token, "terminate_customer", customer.id, result)
+        return result
+
+
+async def _terminate_if_due(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow,
+                            now: datetime) -> TerminationOutcome:
+    decision = decide_termination(policy_of(klass), service_state=customer.service_state,
+                                  suspended_since=customer.service_changed_at,
+                                  hold=customer.hold, now=now)
+    if not decision.terminate:
+        return TerminationOutcome(status="not_due", reason=decision.reason,
+                                  service_state=customer.service_state,
+                                  service_before=customer.service_state,
+                                  balance=customer.balance, terminate_at=decision.due_at,
+                                  class_name=klass.name)
+    invoices = tuple(await list_invoices(conn, customer.id))
+    open_ = [i for i in invoices if i.payment_status != "paid"]
+    causes = [i.number for i in open_ if i.suspension_reached_at is not None
+              and i.collection_status == "collect"] or [i.number for i in open_]
+    await conn.execute(
+        "UPDATE customers SET service_state = 'terminated', service_changed_at = %s"
+        " WHERE id = %s", (now, customer.id))
+    cur = await conn.execute(
+        "INSERT INTO service_events (customer_id, state, causes, reason, occurred_at)"
+        " VALUES (%s, 'terminated', %s, %s, %s) RETURNING id",
+        (customer.id, causes, decision.reason, now))
+    event = await cur.fetchone()
+    assert event is not None
+    return TerminationOutcome(
+        status="terminated", reason=decision.reason, service_state="terminated",
+        service_before=customer.service_state, balance=customer.balance,
+        changed=[facts_of(i, customer.hold) for i in open_],
+        transition=ServiceTransition("terminated", causes, int(event[0])),
+        class_name=klass.name)
+
+
+async def reactivate_customer(conn: AsyncConnection, cmd: ReactivateCustomer, *,
+                              token: str | None = None) -> TerminationOutcome:
+    """Finance brings a terminated customer back (SPEC 2.9): the service is decided again
+    under SPEC 2.4 (suspended at once if an invoice past its suspension time is still
+    ``collect``), audited ``customer.reactivate``; every open invoice gets its lifecycle
+    back. ``not_terminated`` otherwise (nothing changed)."""
+    now = _stamped(cmd.now)
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)
+        if (done := await stored_result(conn, token, "reactivate_customer",
+                                        TerminationOutcome)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        if customer.service_state != "terminated":
+            result = TerminationOutcome(
+                status="not_terminated", reason=f"service {customer.service_state}",
+                service_state=customer.service_state, service_before=customer.service_state,
+                balance=customer.balance, class_name=klass.name)
+        else:
+            invoices = tuple(await list_invoices(conn, customer.id))
+            reason = "reactivated" + (f": {cmd.actor.reason}"
+                                      if cmd.actor is not None and cmd.actor.reason else "")
+            after, service, _ = await decide_and_record_service(
+                conn, customer, invoices, now, reason, resume=True, klass=klass)
+            result = TerminationOutcome(
+                status="reactivated", reason=reason, service_state=after.service_state,
+                service_before=customer.service_state, balance=after.balance,
+                changed=[facts_of(i, after.hold) for i in invoices
+                         if i.payment_status != "paid"],
+                transition=transition_of(service), class_name=klass.name)
+            if (audit := audit_of(cmd.actor)) is not None:
+                await record_audit(conn, AuditEntry.of(
+                    audit, "customer.reactivate", customer_target(customer.id),
+                    on_behalf_of=customer.id, before={"service_state": "terminated"},
+                    after={"service_state": after.service_state}))
+        await store_result(conn, token, "reactivate_customer", customer.id, result)
+        return result
 
 
 # -------------------------------------------------------------------------------- helpers
@@ -619,7 +721,7 @@ def transition_of(event: ServiceEvent | None) -> ServiceTransition | None:
     if event is None or event.event_id is None:
         return None
     return ServiceTransition(state=event.state, causes=list(event.causes),
-                             event_id=event.event_id)
+                             event_id=event.event_id, terminate_at=event.terminate_at)
 
 
 def _with_reason(info: AuditInfo, reason: str | None) -> AuditInfo:

@@ -332,3 +332,44 @@ class HoldOutcome:
     changed: list[InvoiceFacts] = field(default_factory=list)
     transition: ServiceTransition | None = None
     class_name: str = ""
+    # When the hold ended with the service still suspended (SPEC 2.9): when it terminates.
+    terminate_at: datetime | None = None
+
+
+# --- termination (SPEC 2.9) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TerminateCustomer(_Stamped):
+    """The customer's workflow's timer for a suspension's terminate-after fired: the
+    transaction decides (``domain.collection.policy.decide_termination``)."""
+
+    customer_id: str
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReactivateCustomer(_Stamped):
+    """Finance reactivates a terminated customer (audited): SPEC 2.4 applies again."""
+
+    customer_id: str
+    actor: Actor | None = None
+    now: datetime | None = None
+
+
+@dataclass
+class TerminationOutcome:
+    """``terminated``; ``not_due`` (``terminate_at``: when it will be, if still suspended;
+    None: nothing to wait for, ``reason`` says why); ``reactivated``; ``not_terminated``.
+    ``changed``: every open invoice (their workflows end on termination, and come back
+    on reactivation)."""
+
+    status: str
+    reason: str
+    service_state: str
+    service_before: str
+    balance: int
+    terminate_at: datetime | None = None
+    changed: list[InvoiceFacts] = field(default_factory=list)
+    transition: ServiceTransition | None = None
+    class_name: str = ""

@@ -10,6 +10,7 @@ carries out exactly that list and decides nothing else. The types here cross Tem
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from domain.hold import Hold
 from domain.notifications.catalog import (
@@ -42,6 +43,9 @@ class ServiceTransition:
     state: str
     causes: list[str]
     event_id: int
+    # A suspension of a class with terminate-after (SPEC 2.9): when it terminates if the
+    # service is still suspended then; the customer's workflow keeps a timer for it.
+    terminate_at: datetime | None = None
 
 
 @dataclass

@@ -118,8 +118,9 @@ class InvoiceWorkflow:
             await asyncio.gather(*self.mails)
             if self._finished():
                 break
-        return InvoiceWorkflowResult(number=input.invoice_number, outcome="paid",
-                                     steps=dict(self.outcomes))
+        return InvoiceWorkflowResult(
+            number=input.invoice_number, outcome="paid" if self.facts.paid else "terminated",
+            steps=dict(self.outcomes))
 
     async def _follow_until_finished(self) -> None:
         while not self._finished():
@@ -246,11 +247,15 @@ class InvoiceWorkflow:
         return invoice_notification_key(self.input.customer_id, self.input.invoice_number, step)
 
     def _finished(self) -> bool:
-        return self.facts.paid
+        # SPEC 2.9: a terminated customer's invoices end their dunning (payments are still
+        # applied by the customer's ledger; finance's reactivation starts them again).
+        return self.facts.paid or self.service_state == "terminated"
 
     def _state(self) -> str:
         if self.facts.paid:
             return "paid"
+        if self.service_state == "terminated":
+            return "terminated"
         return "waiting" if self.pending else "waiting for payment"
 
     def _publish(self) -> None:

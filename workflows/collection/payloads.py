@@ -55,7 +55,7 @@ class InvoiceWorkflowInput:
 @dataclass
 class InvoiceWorkflowResult:
     number: str
-    outcome: str  # "paid" (the only way an invoice's workflow ends)
+    outcome: str  # "paid", or "terminated" (its customer was, SPEC 2.9)
     steps: dict[str, str]
 
 

@@ -34,12 +34,15 @@ with workflow.unsafe.imports_passed_through():
         IssueOutcome,
         LateFeeOutcome,
         PlaceHold,
+        ReactivateCustomer,
         Reevaluate,
         ReevaluationOutcome,
         ReleaseHold,
         ReversalOutcome,
         ReversePayment,
         ServiceOutcome,
+        TerminateCustomer,
+        TerminationOutcome,
         WaiveLateFee,
         WaiverOutcome,
     )
@@ -74,9 +77,11 @@ with workflow.unsafe.imports_passed_through():
         EVALUATE_SERVICE,
         ISSUE_INVOICE,
         PLACE_HOLD,
+        REACTIVATE_CUSTOMER,
         REEVALUATE_CUSTOMER,
         RELEASE_HOLD,
         REVERSE_PAYMENT,
+        TERMINATE_CUSTOMER,
         WAIVE_LATE_FEE,
         CustomerOperation,
         CustomerState,
@@ -92,7 +97,7 @@ T = TypeVar("T")
 OutcomeT = TypeVar("OutcomeT", bound="LedgerOutcome")
 LedgerOutcome = (PaymentOutcome | IssueOutcome | ReversalOutcome | AssignmentOutcome
                  | ReevaluationOutcome | ServiceOutcome | LateFeeOutcome | WaiverOutcome
-                 | HoldOutcome)
+                 | HoldOutcome | TerminationOutcome)
 
 # Patch ids: a change of commands that running histories must still replay past.
 DRY_RUN_KEEPS_PUBLISHED_STATE = "dry-run-keeps-published-state"
@@ -245,6 +250,20 @@ class CustomerWorkflow:
     def _validate_release(self, command: ReleaseHold) -> None:
         self._mine(command.customer_id)
 
+    @workflow.update
+    async def reactivate(self, command: ReactivateCustomer) -> TerminationOutcome:
+        """Finance brings a terminated customer back (SPEC 2.9): SPEC 2.4 applies again,
+        its open invoices get their lifecycles back."""
+        outcome = await self._transact(
+            REACTIVATE_CUSTOMER, "customer reactivated", command.at(workflow.now()),
+            TerminationOutcome)
+        self._follow(outcome)
+        return outcome
+
+    @reactivate.validator
+    def _validate_reactivation(self, command: ReactivateCustomer) -> None:
+        self._mine(command.customer_id)
+
     # --- signals: fire-and-forget, queued ----------------------------------------------
 
     @workflow.signal
@@ -311,28 +330,39 @@ class CustomerWorkflow:
         )
 
     async def _wait_for_work(self) -> None:
-        """Until there is work; a hold with an ``until`` (SPEC 2.11) is ended by a timer.
-        Without one the wait is the one histories recorded before holds have."""
-        until = self.entity.hold_until
+        """Until there is work; a hold with an ``until`` (SPEC 2.11) and a suspension's
+        terminate-after (SPEC 2.9) are timers. Without them the wait is the one histories
+        recorded before both have."""
+        until, terminate_at = self.entity.hold_until, self.entity.terminate_at
 
         def ready() -> bool:
             return (bool(self.entity.queue or self.entity.followups)
-                    or self._history_is_long() or self.entity.hold_until != until)
+                    or self._history_is_long()
+                    or (self.entity.hold_until, self.entity.terminate_at) != (until,
+                                                                               terminate_at))
 
-        if until is None:
+        deadlines = [t for t in (until, terminate_at) if t is not None]
+        if not deadlines:
             await workflow.wait_condition(ready)
             return
-        delay = until - workflow.now()
+        delay = min(deadlines) - workflow.now()
         if delay > timedelta(0):
+            summary = "hold ends" if min(deadlines) == until else "termination due"
             try:
-                await workflow.wait_condition(ready, timeout=delay, timeout_summary="hold ends")
+                await workflow.wait_condition(ready, timeout=delay, timeout_summary=summary)
                 return
             except TimeoutError:
                 pass
-        # The hold's time has come: end it like any queued operation, once.
-        self.entity.hold_until = None
-        self.entity.queue.append(CustomerOperation(kind="end_hold", end_hold=ReleaseHold(
-            self.entity.customer_id, expired=True, until=until)))
+        now = workflow.now()
+        # The time has come: each goes to the ledger like any queued operation, once.
+        if until is not None and now >= until:
+            self.entity.hold_until = None
+            self.entity.queue.append(CustomerOperation(kind="end_hold", end_hold=ReleaseHold(
+                self.entity.customer_id, expired=True, until=until)))
+        if terminate_at is not None and now >= terminate_at:
+            self.entity.terminate_at = None
+            self.entity.queue.append(CustomerOperation(
+                kind="terminate", terminate=TerminateCustomer(self.entity.customer_id)))
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -359,6 +389,11 @@ class CustomerWorkflow:
                 ended = await self._transact(RELEASE_HOLD, "hold ended",
                                              op.end_hold.at(workflow.now()), HoldOutcome)
                 self._follow(ended)
+            elif op.kind == "terminate" and op.terminate is not None:
+                terminated = await self._transact(
+                    TERMINATE_CUSTOMER, "suspension's terminate-after reached",
+                    op.terminate.at(workflow.now()), TerminationOutcome)
+                self._follow(terminated)
         except ApplicationError as err:
             # Bad input on the fire-and-forget path has nobody to answer to: log it.
             workflow.logger.warning(f"operation {op.kind} rejected: {err}")
@@ -531,6 +566,13 @@ class CustomerWorkflow:
             self.entity.on_hold = result.hold is not None
             self.entity.hold_until = result.hold.until if result.hold is not None else None
             updates.append(sa.ON_HOLD.value_set(self.entity.on_hold))
+        # SPEC 2.9: a suspension's termination time, while it lasts (histories recorded
+        # before have none: no timer, no command of theirs changes).
+        transition = result.transition
+        if transition is not None:
+            self.entity.terminate_at = transition.terminate_at
+        if isinstance(result, HoldOutcome | TerminationOutcome) and result.terminate_at:
+            self.entity.terminate_at = result.terminate_at
         if result.class_name and result.class_name != self.entity.class_name:
             self.entity.class_name = result.class_name
             updates.append(sa.CUSTOMER_CLASS.value_set(result.class_name))
