@@ -248,6 +248,22 @@ def customer_add(
            lambda d: f"customer {customer_id}: {d['status']}")
 
 
+@customer_app.command("reactivate")
+def customer_reactivate(
+    customer_id: Annotated[str, typer.Argument(metavar="ID")],
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Bring a terminated customer back (SPEC 2.9): its service is decided again under
+    SPEC 2.4 and its open invoices get their lifecycles back. Audited."""
+    from operations.holds import reactivate
+
+    if not reason:
+        _fail("a reactivation needs a reason: --reason")
+    doc = _run(lambda ctx: reactivate(ctx, customer_id, _audit(actor, reason)))
+    _print(doc, as_json, lambda d: f"{d['customer_id']}: {d['status']}; service "
+                                   f"{d['service_state']}")
+
+
 @customer_app.command("set")
 def customer_set(
     customer_id: Annotated[str, typer.Argument(metavar="ID")],
@@ -422,6 +438,47 @@ def payment_assign(
     _print(doc, as_json, lambda d: f"payment {payment_id}: assigned to {customer}, {d['status']}")
 
 
+@app.command("hold")
+def hold(
+    customer_id: Annotated[str, typer.Argument(
+        metavar="CUSTOMER_ID", help="The customer to hold; or `release`, then its id.")],
+    released: Annotated[str | None, typer.Argument(
+        metavar="[CUSTOMER_ID]", help="With `release`: the customer whose hold ends.")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Until when (a date: midnight in the class's time zone, or a date-time with "
+             "its offset); default: until released.")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="A suspended customer resumes at once (reason \"hold\").")] = False,
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Pause a customer's collection (SPEC 2.11): no reminder, overdue or warning mails, no
+    late fees, no suspension, no termination. `dunning hold release CUSTOMER_ID` ends it."""
+    from operations.holds import place_hold, release_hold
+
+    if customer_id == "release" and released is not None:
+        if until is not None or resume:
+            _fail("--until and --resume are for placing a hold, not releasing it")
+        doc = _run(lambda ctx: release_hold(ctx, released, _audit(actor, reason)))
+    else:
+        if released is not None:
+            _fail(f"unexpected argument {released!r}; did you mean `dunning hold release "
+                  f"{released}`?")
+        if not reason:
+            _fail("a hold needs a reason: --reason")
+        doc = _run(lambda ctx: place_hold(ctx, customer_id, _audit(actor, reason),
+                                          until=until, resume=resume))
+    _print(doc, as_json, _hold_text)
+
+
+def _hold_text(doc: dict[str, Any]) -> str:
+    hold = doc["hold"]
+    if hold is None:
+        return f"{doc['customer_id']}: {doc['status']}, not on hold; service {doc['service_state']}"
+    until = hold["until"] or "released"
+    return (f"{doc['customer_id']}: hold {doc['status']} until {until} ({hold['reason']}, by "
+            f"{hold['actor']}); service {doc['service_state']}")
+
+
 @app.command("status")
 def status(
     customer_id: Annotated[str, typer.Argument(metavar="CUSTOMER_ID")],
@@ -438,6 +495,10 @@ def status(
 def _status_text(doc: dict[str, Any]) -> str:
     lines = [f"{doc['customer_id']} ({doc['class']}): service {doc['service_state']}, "
              f"balance {doc['balance']} {doc['currency']}"]
+    if doc.get("hold"):
+        hold = doc["hold"]
+        lines.append(f"  on hold until {hold['until'] or 'released'}: {hold['reason']} "
+                     f"(by {hold['actor']})")
     for inv in doc["invoices"]:
         lines.append(
             f"  {inv['number']:<12} due {inv['due_date']:<25} amount due {inv['amount_due']:>10} "

@@ -41,7 +41,8 @@ def build_activities(*, pool: AsyncConnectionPool, mailer: Mailer, client: Clien
         workflow=[
             ledger.issue_invoice, ledger.apply_payment, ledger.reverse_payment,
             ledger.assign_unmatched, ledger.reevaluate_customer, ledger.evaluate_service,
-            ledger.charge_late_fee, ledger.waive_late_fee,
+            ledger.charge_late_fee, ledger.waive_late_fee, ledger.place_hold,
+            ledger.release_hold, ledger.terminate_customer, ledger.reactivate_customer,
             invoices.check_invoice, invoices.start_invoice, invoices.reopen_invoice,
             invoices.reach_suspension, invoices.request_late_fee,
             reruns.list_customers_page, reruns.reevaluate_via_customer_workflow,

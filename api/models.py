@@ -158,6 +158,16 @@ class InvoiceStatus(BaseModel):
                                   "part of its remaining")
 
 
+class HoldStatus(BaseModel):
+    """A customer's hold (SPEC 2.11)."""
+
+    until: str | None = Field(description="ISO 8601 instant; null: until released")
+    reason: str
+    actor: str
+    placed_at: str
+    resume: bool = Field(description="placed with resume: a suspended service resumed")
+
+
 class CustomerStatus(BaseModel):
     """The status document of SPEC 4.2 (same as ``dunning status ID --json``)."""
 
@@ -173,8 +183,10 @@ class CustomerStatus(BaseModel):
     customer_id: str
     class_name: str = Field(alias="class")
     currency: str
-    service_state: Literal["active", "suspended"]
+    service_state: Literal["active", "suspended", "terminated"]
     balance: str = Field(description="decimal string; negative when the customer has credit")
+    hold: HoldStatus | None = Field(default=None, description=(
+        "the hold in force (SPEC 2.11), null when the customer is not on hold"))
     invoices: list[InvoiceStatus]
 
 
@@ -280,5 +292,41 @@ class FeeWaiverOut(BaseModel):
     fee: str = Field(description="the fee's amount (decimal string, class currency)")
     currency: str
     balance: str = Field(description="the customer's balance after the waiver")
-    service_state: Literal["active", "suspended"]
+    service_state: Literal["active", "suspended", "terminated"]
+
+
+# ------------------------------------------------------------------------------- holds
+class HoldIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "disputed invoice INV-06", "until": "2026-07-15", "resume": True},
+        {"reason": "customer in hospital"}]})
+
+    reason: Reason
+    until: str | None = Field(default=None, description=(
+        "a date (midnight in the class's time zone) or an ISO 8601 date-time with its "
+        "offset; absent: until released"))
+    resume: StrictBool = Field(default=False, description=(
+        "a suspended customer resumes at once (reason \"hold\")"))
+
+
+class HoldReleaseIn(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "dispute settled"}]})
+
+    reason: Reason | None = None
+
+
+class HoldOut(BaseModel):
+    """``placed`` or ``replaced``; ``released``; ``not_held`` changes nothing."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "status": "placed", "customer_id": "c1", "service_state": "active",
+        "hold": {"until": "2026-07-15T03:00:00+00:00", "reason": "disputed invoice",
+                 "actor": "ana", "placed_at": "2026-07-01T12:00:00+00:00",
+                 "resume": True}}]})
+
+    status: Literal["placed", "replaced", "released", "not_held"]
+    customer_id: str
+    hold: HoldStatus | None
+    service_state: Literal["active", "suspended", "terminated"]
 

@@ -24,8 +24,10 @@ from domain.ids import (
     assignment_update_id,
     customer_workflow_id,
     fee_waiver_update_id,
+    hold_update_id,
     invoice_update_id,
     payment_update_id,
+    reactivation_update_id,
     rerun_child_workflow_id,
     reversal_update_id,
 )
@@ -38,13 +40,18 @@ from workflows.ledger.payloads import (
     ChargeLateFee,
     CustomerWorkflowInput,
     EvaluateService,
+    HoldOutcome,
     IssueInvoice,
     IssueOutcome,
     PaymentOutcome,
+    PlaceHold,
+    ReactivateCustomer,
     Reevaluate,
     ReevaluationOutcome,
+    ReleaseHold,
     ReversalOutcome,
     ReversePayment,
+    TerminationOutcome,
     WaiveLateFee,
     WaiverOutcome,
 )
@@ -131,6 +138,31 @@ async def waive_late_fee(client: Client, task_queue: str, command: WaiveLateFee,
                          command.customer_id,
                          fee_waiver_update_id(command.customer_id, command.invoice_number,
                                               delivery))
+
+
+async def place_hold(client: Client, task_queue: str, command: PlaceHold, *,
+                     delivery: str) -> HoldOutcome:
+    """Put the customer on hold through its workflow (SPEC 2.11). Raises UpdateRefused."""
+    return await _update(client, task_queue, CustomerWorkflow.place_hold, command,
+                         command.customer_id,
+                         hold_update_id(command.customer_id, "place", delivery))
+
+
+async def release_hold(client: Client, task_queue: str, command: ReleaseHold, *,
+                       delivery: str) -> HoldOutcome:
+    """Release the customer's hold through its workflow (SPEC 2.11). Raises UpdateRefused."""
+    return await _update(client, task_queue, CustomerWorkflow.release_hold, command,
+                         command.customer_id,
+                         hold_update_id(command.customer_id, "release", delivery))
+
+
+async def reactivate(client: Client, task_queue: str, command: ReactivateCustomer, *,
+                     delivery: str) -> TerminationOutcome:
+    """Reactivate a terminated customer through its workflow (SPEC 2.9). Raises
+    UpdateRefused."""
+    return await _update(client, task_queue, CustomerWorkflow.reactivate, command,
+                         command.customer_id, reactivation_update_id(command.customer_id,
+                                                                     delivery))
 
 
 async def request_late_fee(client: Client, task_queue: str, command: ChargeLateFee) -> None:

@@ -26,6 +26,7 @@ from client.connect import registering
 from db.classes import policy_of
 from db.rows import ClassRow, InvoiceRow
 from domain.collection.timeline import working_steps
+from domain.hold import Hold
 from domain.ids import invoice_workflow_id
 from domain.money import currency, format_amount
 from workflows import search_attributes as sa
@@ -60,7 +61,7 @@ def planned_steps(invoice: InvoiceRow, klass: ClassRow) -> list[PlannedStep]:
 async def start_invoice_workflow(client: Client, task_queue: str, invoice: InvoiceRow,
                                  klass: ClassRow, service_state: str,
                                  steps: list[PlannedStep], *, reopen: bool = False,
-                                 eager: bool = False) -> str:
+                                 eager: bool = False, hold: Hold | None = None) -> str:
     """Start the invoice's workflow unless it exists; returns "started" or "already started".
 
     ``reopen``: the invoice's workflow ended (paid) and a reversal opened the invoice again;
@@ -73,7 +74,7 @@ async def start_invoice_workflow(client: Client, task_queue: str, invoice: Invoi
     facts = InvoiceFacts(number=invoice.number, remaining=invoice.remaining,
                          collection_status=invoice.collection_status,
                          payment_status=invoice.payment_status,
-                         paid=invoice.payment_status == "paid")
+                         paid=invoice.payment_status == "paid", hold=hold)
     cur = currency(klass.currency)
     try:
         await registering(client, lambda: client.start_workflow(
@@ -94,6 +95,7 @@ async def start_invoice_workflow(client: Client, task_queue: str, invoice: Invoi
                 (sa.COLLECTION_STATUS, invoice.collection_status),
                 (sa.SERVICE_STATE, service_state),
                 (sa.DUE_DATE, invoice.overdue_at),
+                *(((sa.ON_HOLD, True),) if hold is not None else ()),
             ),
             static_summary=(f"Invoice {invoice.number} · {invoice.customer_id} · "
                             f"{format_amount(invoice.amount_due, cur)} {klass.currency}"),

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from psycopg import sql
 
+from domain.hold import Hold
+
 Realm = Literal["admin", "reseller", "system"]
 Language = Literal["en", "es", "pt-BR"]
 
@@ -74,6 +76,20 @@ class CustomerRow:
     updated_at: datetime
     # 005; None: a direct customer. Defaulted so rows built by hand stay valid.
     reseller_id: str | None = None
+    # 011: the hold in force (SPEC 2.11), all None when there is none; see ``hold``.
+    hold_placed_at: datetime | None = None
+    hold_until: datetime | None = None
+    hold_reason: str | None = None
+    hold_actor: str | None = None
+    hold_resume: bool | None = None
+
+    @property
+    def hold(self) -> Hold | None:
+        if self.hold_placed_at is None:
+            return None
+        return Hold(placed_at=self.hold_placed_at, until=self.hold_until,
+                    reason=self.hold_reason or "", actor=self.hold_actor or "",
+                    resume=bool(self.hold_resume))
 
 
 @dataclass(frozen=True)

@@ -272,7 +272,7 @@ class DevStack:
             "",
             "Dunning dev stack is up. Ctrl-C stops everything.",
             f"  Temporal UI      http://{HOST}:{o.ui_port}  (filter with CustomerId, "
-            "InvoiceNumber, CustomerClass, CollectionStatus, ServiceState, DueDate)",
+            "InvoiceNumber, CustomerClass, CollectionStatus, ServiceState, DueDate, OnHold)",
             f"  Temporal server  {HOST}:{o.temporal_port}  namespace {NAMESPACE}",
             f"  Mail catcher     http://{HOST}:{o.mail_port}  (SMTP {HOST}:{o.smtp_port}; "
             f"JSON /api/messages)",

@@ -66,6 +66,17 @@ def fee_waiver_update_id(customer_id: str, number: str, delivery: str) -> str:
     return join("waive-fee", customer_id, number, delivery)
 
 
+def hold_update_id(customer_id: str, action: str, delivery: str) -> str:
+    """Placing (``place``) or releasing (``release``) a customer's hold: one update per
+    request (SPEC 2.11)."""
+    return join("hold", customer_id, action, delivery)
+
+
+def reactivation_update_id(customer_id: str, delivery: str) -> str:
+    """Finance reactivates a terminated customer: one update per request (SPEC 2.9)."""
+    return join("reactivate", customer_id, delivery)
+
+
 def assignment_update_id(processor: str, payment_id: str) -> str:
     return join("assign", processor, payment_id)
 

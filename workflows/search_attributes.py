@@ -10,8 +10,11 @@ INVOICE_NUMBER = SearchAttributeKey.for_keyword("InvoiceNumber")
 COLLECTION_STATUS = SearchAttributeKey.for_keyword("CollectionStatus")
 SERVICE_STATE = SearchAttributeKey.for_keyword("ServiceState")
 DUE_DATE = SearchAttributeKey.for_datetime("DueDate")
+# The customer is on hold (SPEC 2.11): its customer and invoice workflows say so.
+ON_HOLD = SearchAttributeKey.for_bool("OnHold")
 
-ALL = (CUSTOMER_ID, CUSTOMER_CLASS, INVOICE_NUMBER, COLLECTION_STATUS, SERVICE_STATE, DUE_DATE)
+ALL = (CUSTOMER_ID, CUSTOMER_CLASS, INVOICE_NUMBER, COLLECTION_STATUS, SERVICE_STATE, DUE_DATE,
+       ON_HOLD)
 
 
 def typed(*pairs: tuple[SearchAttributeKey, object]) -> TypedSearchAttributes:

@@ -15,10 +15,10 @@ from temporalio.exceptions import ApplicationError
 from activities import metrics
 from client.customers import request_late_fee, wake_for_service_evaluation
 from client.invoices import InvoiceWorkflowNotStarted, planned_steps, start_invoice_workflow
-from db.collection.invoice_rows import get_invoice
+from db.collection.invoice_rows import facts_of, get_invoice
 from db.collection.invoices import mark_suspension_reached
-from db.customers import get_customer_with_class
-from db.rows import ClassRow, InvoiceRow
+from db.customers import get_customer, get_customer_with_class
+from db.rows import ClassRow, CustomerRow, InvoiceRow
 from domain.ledger.commands import (
     ChargeLateFee,
     EvaluateService,
@@ -59,31 +59,32 @@ class InvoiceActivities:
     async def check_invoice(self, input: CheckInvoiceInput) -> InvoiceFacts:
         async with self.pool.connection() as conn:
             invoice = await get_invoice(conn, input.customer_id, input.invoice_number)
-        if invoice is None:
+            customer = await get_customer(conn, input.customer_id)
+        if invoice is None or customer is None:
             raise _not_found(input.customer_id, input.invoice_number)
-        return InvoiceFacts(number=invoice.number, remaining=invoice.remaining,
-                            collection_status=invoice.collection_status,
-                            payment_status=invoice.payment_status,
-                            paid=invoice.payment_status == "paid")
+        return facts_of(invoice, customer.hold)  # with the hold in force (SPEC 2.11)
 
     @activity.defn(name=START_INVOICE_WORKFLOW)
     async def start_invoice(self, input: StartInvoiceWorkflowInput
                             ) -> StartInvoiceWorkflowResult:
         """Start the workflow of a recorded invoice unless it exists (idempotent); retried
         by the caller's policy until it succeeds, so no invoice stays without one."""
-        invoice, klass, state = await self._invoice(input.customer_id, input.invoice_number)
+        invoice, klass, customer = await self._invoice(input.customer_id,
+                                                       input.invoice_number)
         if invoice is None:
             raise _not_found(input.customer_id, input.invoice_number)
-        started = await self._start(invoice, klass, state, reopen=False)
+        started = await self._start(invoice, klass, customer, reopen=False)
         return StartInvoiceWorkflowResult(workflow=started)
 
     @activity.defn(name=REOPEN_INVOICE)
     async def reopen_invoice(self, input: ReopenInvoiceInput) -> ReopenInvoiceResult:
         """Start the lifecycle of an invoice again after a reversal opened it (idempotent)."""
-        invoice, klass, state = await self._invoice(input.customer_id, input.invoice_number)
-        if invoice is None or invoice.payment_status == "paid":
+        invoice, klass, customer = await self._invoice(input.customer_id,
+                                                       input.invoice_number)
+        if invoice is None or invoice.payment_status == "paid" or (
+                customer.service_state == "terminated"):  # SPEC 2.9: final for dunning
             return ReopenInvoiceResult(started=False)
-        started = await self._start(invoice, klass, state, reopen=True)
+        started = await self._start(invoice, klass, customer, reopen=True)
         return ReopenInvoiceResult(started=started == "started")
 
     @activity.defn(name=REACH_SUSPENSION)
@@ -112,24 +113,25 @@ class InvoiceActivities:
         return LateFeeRequested(requested=True)
 
     async def _invoice(self, customer_id: str, number: str
-                       ) -> tuple[InvoiceRow | None, ClassRow, str]:
-        """The invoice, its class and the customer's service state, for its workflow."""
+                       ) -> tuple[InvoiceRow | None, ClassRow, CustomerRow]:
+        """The invoice, its class and the customer (service state, hold), for its workflow."""
         async with self.pool.connection() as conn:
             found = await get_customer_with_class(conn, customer_id)
             if found is None:
                 raise _not_found(customer_id, number)
             invoice = await get_invoice(conn, customer_id, number)
         customer, klass = found
-        return invoice, klass, customer.service_state
+        return invoice, klass, customer
 
-    async def _start(self, invoice: InvoiceRow, klass: ClassRow, service_state: str, *,
+    async def _start(self, invoice: InvoiceRow, klass: ClassRow, customer: CustomerRow, *,
                      reopen: bool) -> str:
         """Start the invoice's workflow; a refusal (or no server) is counted and raised, so
         the caller's retry policy keeps trying until the invoice has its workflow."""
         try:
             return await start_invoice_workflow(
-                self.client, self.task_queue, invoice, klass, service_state,
-                planned_steps(invoice, klass), reopen=reopen, eager=True)
+                self.client, self.task_queue, invoice, klass, customer.service_state,
+                planned_steps(invoice, klass), reopen=reopen, eager=True,
+                hold=customer.hold)
         except (InvoiceWorkflowNotStarted, RuntimeError):
             metrics.WORKFLOW_START_FAILURES.inc()
             raise

@@ -26,14 +26,20 @@ from domain.ledger.commands import (
     AssignPayment,
     ChargeLateFee,
     EvaluateService,
+    HoldOutcome,
     IssueInvoice,
     IssueOutcome,
     LateFeeOutcome,
+    PlaceHold,
+    ReactivateCustomer,
     Reevaluate,
     ReevaluationOutcome,
+    ReleaseHold,
     ReversalOutcome,
     ReversePayment,
     ServiceOutcome,
+    TerminateCustomer,
+    TerminationOutcome,
     WaiveLateFee,
     WaiverOutcome,
 )
@@ -46,8 +52,12 @@ from workflows.ledger.payloads import (
     CHARGE_LATE_FEE,
     EVALUATE_SERVICE,
     ISSUE_INVOICE,
+    PLACE_HOLD,
+    REACTIVATE_CUSTOMER,
     REEVALUATE_CUSTOMER,
+    RELEASE_HOLD,
     REVERSE_PAYMENT,
+    TERMINATE_CUSTOMER,
     WAIVE_LATE_FEE,
 )
 
@@ -135,3 +145,27 @@ class LedgerActivities:
         async with self.pool.connection() as conn:
             with _refusals():
                 return await ledger.waive_late_fee(conn, command, token=_token())
+
+    @activity.defn(name=PLACE_HOLD)
+    async def place_hold(self, command: PlaceHold) -> HoldOutcome:
+        async with self.pool.connection() as conn:
+            with _refusals():
+                return await ledger.place_hold(conn, command, token=_token())
+
+    @activity.defn(name=RELEASE_HOLD)
+    async def release_hold(self, command: ReleaseHold) -> HoldOutcome:
+        async with self.pool.connection() as conn:
+            with _refusals():
+                return await ledger.release_hold(conn, command, token=_token())
+
+    @activity.defn(name=TERMINATE_CUSTOMER)
+    async def terminate_customer(self, command: TerminateCustomer) -> TerminationOutcome:
+        async with self.pool.connection() as conn:
+            with _refusals():
+                return await ledger.terminate_customer(conn, command, token=_token())
+
+    @activity.defn(name=REACTIVATE_CUSTOMER)
+    async def reactivate_customer(self, command: ReactivateCustomer) -> TerminationOutcome:
+        async with self.pool.connection() as conn:
+            with _refusals():
+                return await ledger.reactivate_customer(conn, command, token=_token())

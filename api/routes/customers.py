@@ -17,6 +17,9 @@ from api.models import (
     CustomerStatus,
     FeeWaiverIn,
     FeeWaiverOut,
+    HoldIn,
+    HoldOut,
+    HoldReleaseIn,
     Printable,
     path_segment,
     problem,
@@ -26,6 +29,7 @@ from db.errors import UnknownCustomer
 from operations.context import Context
 from operations.errors import NotFound, OperationError, Unavailable
 from operations.fees import waive_fee
+from operations.holds import place_hold, release_hold
 from operations.status import customer_status
 from settings import ApiIdentity
 
@@ -101,3 +105,65 @@ async def post_fee_waiver(
     except OperationError as err:
         raise invalid(err) from None
 
+
+
+_HOLD_RESPONSES = {
+    401: problem("Missing or unknown bearer token", "missing or unknown bearer token"),
+    403: problem("The token's realm is not admin", "realm 'reseller' may not do this"),
+    404: problem("Unknown customer", "unknown customer 'c9'"),
+    422: problem("Invalid body (the field is named)", "until: --until '2026-13-01' is not a "
+                 "valid date or date and time"),
+    503: problem("Database or Temporal unreachable",
+                 "service temporarily unavailable; retry later"),
+}
+
+
+@router.put(
+    "/v1/customers/{customer_id}/hold", response_model=HoldOut,
+    summary="Put a customer on hold (finance; realm admin)",
+    description=(
+        "SPEC 2.11: until `until` or until released, with a reason. While on hold: no "
+        "reminder, overdue or warning mails, no late fees, no suspension, no termination; "
+        "invoices, payments and reversals work as usual. A suspended customer stays "
+        "suspended unless `resume` (then it resumes at once, reason \"hold\"). A hold in "
+        "force is replaced. Realm `admin` only, else 403. Audited (`customer.hold`)."
+    ),
+    responses=_HOLD_RESPONSES,
+)
+async def put_hold(
+    customer_id: Annotated[str, path_segment("the customer's id"), Printable],
+    body: HoldIn, request: Request, identity: ApiIdentity = Depends(admin_only),
+) -> dict[str, Any]:
+    audit = audit_info(request, identity, body.reason)
+    return await _hold_operation(request, lambda ctx: place_hold(
+        ctx, customer_id, audit, until=body.until, resume=body.resume))
+
+
+@router.delete(
+    "/v1/customers/{customer_id}/hold", response_model=HoldOut,
+    summary="Release a customer's hold (finance; realm admin)",
+    description=(
+        "SPEC 2.11: the invoices' steps continue from now (passed mails are not sent late; "
+        "a suspension that is due happens at once). `not_held` changes nothing. Realm "
+        "`admin` only, else 403. Audited (`customer.hold_release`). The body is optional."
+    ),
+    responses=_HOLD_RESPONSES,
+)
+async def delete_hold(
+    customer_id: Annotated[str, path_segment("the customer's id"), Printable],
+    request: Request, body: HoldReleaseIn | None = None,
+    identity: ApiIdentity = Depends(admin_only),
+) -> dict[str, Any]:
+    audit = audit_info(request, identity, body.reason if body is not None else None)
+    return await _hold_operation(request, lambda ctx: release_hold(ctx, customer_id, audit))
+
+
+async def _hold_operation(request: Request, operation: Any) -> dict[str, Any]:
+    try:
+        return await run_operation(request, operation)
+    except NotFound as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(err)) from None
+    except Unavailable:
+        raise unavailable() from None
+    except OperationError as err:
+        raise invalid(err) from None

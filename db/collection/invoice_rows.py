@@ -11,6 +11,16 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
 from db.rows import InvoiceRow, columns
+from domain.hold import Hold
+from domain.ledger.effects import InvoiceFacts
+
+
+def facts_of(invoice: InvoiceRow, hold: Hold | None) -> InvoiceFacts:
+    """An invoice's facts as its workflow sees them, with the customer's hold (SPEC 2.11)."""
+    return InvoiceFacts(number=invoice.number, remaining=invoice.remaining,
+                        collection_status=invoice.collection_status,
+                        payment_status=invoice.payment_status,
+                        paid=invoice.payment_status == "paid", hold=hold)
 
 
 @dataclass(frozen=True)

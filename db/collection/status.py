@@ -16,6 +16,7 @@ from db.collection.invoice_rows import list_invoices
 from db.customers import get_customer_with_class
 from db.errors import InvalidValue, UnknownCustomer
 from db.rows import AuditEntry, AuditInfo, InvoiceRow
+from domain.hold import Hold
 from domain.money import Currency, format_amount
 from domain.money import currency as lookup_currency
 from domain.when import parse_due
@@ -43,6 +44,7 @@ async def customer_status(conn: AsyncConnection, customer_id: str, now: datetime
             "currency": klass.currency,
             "service_state": customer.service_state,
             "balance": format_amount(customer.balance, cur),
+            "hold": hold_document(customer.hold),
             "invoices": [_invoice(i, cur, now) for i in invoices],
         }
         if audit is not None:
@@ -69,6 +71,15 @@ def _invoice(row: InvoiceRow, cur: Currency, now: datetime) -> dict[str, Any]:
         # The late fee charged on it and not waived (SPEC 2.9), part of its remaining.
         "late_fee": format_amount(row.fees, cur) if row.fees else None,
     }
+
+
+def hold_document(hold: Hold | None) -> dict[str, Any] | None:
+    """The status document's ``hold`` (SPEC 2.11): until (None: until released), reason,
+    actor, and when it was placed and whether it resumed the service."""
+    if hold is None:
+        return None
+    return {"until": None if hold.until is None else _utc(hold.until), "reason": hold.reason,
+            "actor": hold.actor, "placed_at": _utc(hold.placed_at), "resume": hold.resume}
 
 
 def _utc(instant: datetime) -> str:

@@ -16,16 +16,19 @@ from datetime import datetime
 from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
+from db.classes import policy_of
 from db.collection.invoice_rows import list_invoices
 from db.errors import UnknownCustomer
 from db.rows import ClassRow, CustomerRow, InvoiceRow, PaymentRow, columns
 from domain.collection.evaluation import (
     CollectionStatus,
     PaymentStatus,
+    ServiceState,
     SuspensionCandidate,
     decide_service,
     evaluate,
 )
+from domain.collection.policy import decide_termination
 from domain.ledger.allocation import FeeEntry, InvoiceEntry, PaymentEntry, build_ledger
 from domain.ledger.effects import InvoiceFacts
 
@@ -41,6 +44,7 @@ class ServiceEvent:
     reason: str
     occurred_at: datetime
     event_id: int | None  # None only in a dry run (the row was rolled back)
+    terminate_at: datetime | None = None  # a suspension's termination time (SPEC 2.9)
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,7 @@ async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, 
                 collection_status=str(ev.collection_status),
                 payment_status=str(ev.payment_status),
                 paid=ev.payment_status == PaymentStatus.PAID,
+                hold=customer.hold,
             ))
 
     invoice_ids = {number: row.id for number, row in rows.items()}
@@ -189,26 +194,32 @@ async def refold(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow, 
     service = None
     if now is not None:
         customer, service, _ = await decide_and_record_service(
-            conn, customer, ordered, now, reason
+            conn, customer, ordered, now, reason, klass=klass
         )
     return FoldOutcome(customer, ordered, tuple(changes), service, allocations)
 
 
 async def decide_and_record_service(
     conn: AsyncConnection, customer: CustomerRow, invoices: tuple[InvoiceRow, ...],
-    now: datetime, reason: str,
+    now: datetime, reason: str, *, resume: bool = False,
+    klass: ClassRow | None = None,
 ) -> tuple[CustomerRow, ServiceEvent | None, tuple[str, ...]]:
     """Ask the domain for the service state; record a change as happening at ``now``.
 
     Returns the customer row after, the transition if the state changed, and the causes
     (invoice numbers) of a suspension at ``now`` (empty when the service should be active).
+    ``resume``: decide as if the service were active: a hold placed with --resume (SPEC
+    2.11), or a terminated customer reactivated (SPEC 2.9). A suspension of a class with
+    terminate-after carries its termination time.
     """
     # "Past S" is what the invoice's own workflow recorded when its timer for S fired
     # (suspension_reached_at), so this decision never compares instants of two clocks.
     decision = decide_service(
-        SuspensionCandidate(i.number, i.suspension_reached_at is not None,
-                            CollectionStatus(i.collection_status), i.remaining)
-        for i in invoices
+        (SuspensionCandidate(i.number, i.suspension_reached_at is not None,
+                             CollectionStatus(i.collection_status), i.remaining)
+         for i in invoices),
+        held=customer.hold is not None,
+        current=ServiceState.ACTIVE if resume else customer.service_state,
     )
     causes = tuple(decision.causes)
     if decision.state == customer.service_state:
@@ -228,9 +239,15 @@ async def decide_and_record_service(
     )
     event = await cur2.fetchone()
     assert event is not None
+    terminate_at = None
+    if decision.state == ServiceState.SUSPENDED:
+        policy = policy_of(klass if klass is not None else await customer_class(conn, customer))
+        terminate_at = decide_termination(policy, service_state=str(decision.state),
+                                          suspended_since=now, hold=None, now=now).due_at
     return updated, ServiceEvent(
         state=str(decision.state), previous_state=customer.service_state,
         causes=causes, reason=reason, occurred_at=now, event_id=int(event[0]),
+        terminate_at=terminate_at,
     ), causes
 
 

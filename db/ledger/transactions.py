@@ -15,6 +15,7 @@ Results are frozen dataclasses that round-trip through JSON (db/codec.py).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from psycopg.rows import class_row
 from db.audit import customer_target, invoice_target, payment_target, record_audit
 from db.classes import policy_of
 from db.codec import dumps
-from db.collection.invoice_rows import get_invoice, list_invoices
+from db.collection.invoice_rows import facts_of, get_invoice, list_invoices
 from db.errors import InvalidValue, UnknownPayment
 from db.ledger.fold import (
     FoldOutcome,
@@ -46,19 +47,26 @@ from db.rows import (
     PaymentRow,
     columns,
 )
-from domain.collection.policy import decide_late_fee
+from domain.collection.policy import decide_late_fee, decide_termination
+from domain.hold import RESUME_REASON, Hold, ended
 from domain.ledger.commands import (
     ChargeLateFee,
     EvaluateService,
+    HoldOutcome,
     InvoiceChange,
     IssuedInvoice,
     IssueInvoice,
     IssueOutcome,
+    PlaceHold,
+    ReactivateCustomer,
     Reevaluate,
     ReevaluationOutcome,
+    ReleaseHold,
     ReversalOutcome,
     ReversePayment,
     ServiceOutcome,
+    TerminateCustomer,
+    TerminationOutcome,
     WaiveLateFee,
     WaiverOutcome,
 )
@@ -74,8 +82,10 @@ from domain.ledger.payments import (
 
 __all__ = [
     "ServiceEvent", "apply_payment", "audit_of", "body_hash", "charge_late_fee",
-    "evaluate_service", "fingerprint", "issue_invoice", "issued", "known_payment",
-    "payment_hash", "reevaluate", "reverse_payment", "transition_of", "waive_late_fee",
+    "evaluate_service", "fingerprint", "issue_invoice", "issued",
+    "known_payment", "payment_hash", "place_hold", "reactivate_customer", "reevaluate",
+    "release_hold", "terminate_customer",
+    "reverse_payment", "transition_of", "waive_late_fee",
 ]
 
 
@@ -381,7 +391,8 @@ async def charge_late_fee(conn: AsyncConnection, cmd: ChargeLateFee, *,
         invoice = await _invoice_of(conn, cmd.customer_id, cmd.invoice_number)
         fee = await _fee_row(conn, invoice.id)
         decision = decide_late_fee(policy_of(klass), collection_status=invoice.collection_status,
-                                   remaining=invoice.remaining, charged_before=fee is not None)
+                                   remaining=invoice.remaining, charged_before=fee is not None,
+                                   hold=customer.hold)
         if decision.amount == 0:
             result = LateFeeOutcome(
                 status="already_charged" if fee is not None else "not_due",
@@ -461,6 +472,200 @@ async def _fee_row(conn: AsyncConnection, invoice_id: int) -> tuple[int, datetim
     return None if row is None else (int(row[0]), row[1])
 
 
+# ------------------------------------------------------------------------------- holds
+_HOLD_COLUMNS = sql.SQL(
+    "UPDATE customers SET hold_placed_at = %s, hold_until = %s, hold_reason = %s,"
+    " hold_actor = %s, hold_resume = %s WHERE id = %s RETURNING {}")
+
+
+async def place_hold(conn: AsyncConnection, cmd: PlaceHold, *,
+                     token: str | None = None) -> HoldOutcome:
+    """Put the customer on hold from ``now`` (SPEC 2.11; a hold in force is replaced),
+    decide the service under it (``resume``: a suspended customer resumes at once, reason
+    "hold"), audited ``customer.hold``. Every open invoice hears of the hold."""
+    now = _stamped(cmd.now)
+    actor = cmd.actor.name if cmd.actor is not None else "system"
+    try:
+        hold = Hold(placed_at=now, until=cmd.until, reason=cmd.reason, actor=actor,
+                    resume=cmd.resume)
+    except ValueError as err:
+        raise InvalidValue(str(err)) from None
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)
+        if (done := await stored_result(conn, token, "place_hold", HoldOutcome)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        held = await _set_hold(conn, customer.id, hold)
+        resume = cmd.resume and customer.service_state == "suspended"
+        result = await _decided_under_hold(
+            conn, customer, held, klass, now, "replaced" if customer.hold else "placed",
+            RESUME_REASON if resume else "customer put on hold", resume=resume)
+        if (audit := audit_of(cmd.actor)) is not None:
+            await record_audit(conn, AuditEntry.of(
+                _with_reason(audit, cmd.reason), "customer.hold", customer_target(customer.id),
+                on_behalf_of=customer.id,
+                before={"hold": customer.hold, "service_state": customer.service_state},
+                after={"hold": hold, "service_state": result.service_state}))
+        await store_result(conn, token, "place_hold", customer.id, result)
+        return result
+
+
+async def release_hold(conn: AsyncConnection, cmd: ReleaseHold, *,
+                       token: str | None = None) -> HoldOutcome:
+    """End the customer's hold: ``released`` by finance (audited ``customer.hold_release``)
+    or ``ended`` when its ``until`` passed (``cmd.expired``; only the hold with that very
+    ``until``); ``not_held`` otherwise. The service is decided again at once: a suspension
+    that is due happens now (SPEC 2.11)."""
+    now = _stamped(cmd.now)
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)
+        if (done := await stored_result(conn, token, "release_hold",
+                                        HoldOutcome)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        hold = customer.hold
+        if hold is None or (cmd.expired and (hold.until is None or hold.until != cmd.until
+                                             or not ended(hold, now))):
+            result = HoldOutcome(status="not_held", hold=hold,
+                                 service_state=customer.service_state,
+                                 service_before=customer.service_state,
+                                 balance=customer.balance, class_name=klass.name)
+        else:
+            released = await _set_hold(conn, customer.id, None)
+            why = "hold ended" if cmd.expired else "hold released"
+            result = await _decided_under_hold(
+                conn, customer, released, klass, now,
+                "ended" if cmd.expired else "released", why)
+            if result.transition is None and result.service_state == "suspended":
+                # Still suspended: a termination that fell due during the hold happens
+                # now; one not yet due gets the workflow's timer again (SPEC 2.9, 2.11).
+                term = await _terminate_if_due(conn, await lock_customer(conn, customer.id),
+                                               klass, now)
+                result = replace(result, service_state=term.service_state,
+                                 transition=term.transition, terminate_at=term.terminate_at,
+                                 changed=term.changed or result.changed)
+            if (audit := audit_of(cmd.actor)) is not None:
+                await record_audit(conn, AuditEntry.of(
+                    audit, "customer.hold_release", customer_target(customer.id),
+                    on_behalf_of=customer.id,
+                    before={"hold": hold, "service_state": customer.service_state},
+                    after={"hold": None, "service_state": result.service_state}))
+        await store_result(conn, token, "release_hold", customer.id, result)
+        return result
+
+
+async def _set_hold(conn: AsyncConnection, customer_id: str, hold: Hold | None) -> CustomerRow:
+    values = ((hold.placed_at, hold.until, hold.reason, hold.actor, hold.resume)
+              if hold is not None else (None, None, None, None, None))
+    async with conn.cursor(row_factory=class_row(CustomerRow)) as cur:
+        await cur.execute(_HOLD_COLUMNS.format(columns(CustomerRow)), (*values, customer_id))
+        row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def _decided_under_hold(conn: AsyncConnection, before: CustomerRow, customer: CustomerRow,
+                              klass: ClassRow, now: datetime, status: str, reason: str, *,
+                              resume: bool = False) -> HoldOutcome:
+    invoices = tuple(await list_invoices(conn, customer.id))
+    after, service, _ = await decide_and_record_service(conn, customer, invoices, now, reason,
+                                                        resume=resume)
+    return HoldOutcome(
+        status=status, hold=after.hold, service_state=after.service_state,
+        service_before=before.service_state, balance=after.balance,
+        changed=[facts_of(i, after.hold) for i in invoices if i.payment_status != "paid"],
+        transition=transition_of(service), class_name=klass.name)
+
+
+# ---------------------------------------------------------------------------- termination
+async def terminate_customer(conn: AsyncConnection, cmd: TerminateCustomer, *,
+                             token: str | None = None) -> TerminationOutcome:
+    """Terminate the customer if SPEC 2.9 says so now (``decide_termination`` on the
+    stored state, the time it became suspended and the hold, under the customer's lock);
+    recorded as a service event with the invoices unpaid then. ``not_due`` otherwise."""
+    now = _stamped(cmd.now)
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)
+        if (done := await stored_result(conn, token, "terminate_customer",
+                                        TerminationOutcome)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        result = await _terminate_if_due(conn, customer, klass, now)
+        await store_result(conn, token, "terminate_customer", customer.id, result)
+        return result
+
+
+async def _terminate_if_due(conn: AsyncConnection, customer: CustomerRow, klass: ClassRow,
+                            now: datetime) -> TerminationOutcome:
+    decision = decide_termination(policy_of(klass), service_state=customer.service_state,
+                                  suspended_since=customer.service_changed_at,
+                                  hold=customer.hold, now=now)
+    if not decision.terminate:
+        return TerminationOutcome(status="not_due", reason=decision.reason,
+                                  service_state=customer.service_state,
+                                  service_before=customer.service_state,
+                                  balance=customer.balance, terminate_at=decision.due_at,
+                                  class_name=klass.name)
+    invoices = tuple(await list_invoices(conn, customer.id))
+    open_ = [i for i in invoices if i.payment_status != "paid"]
+    causes = [i.number for i in open_ if i.suspension_reached_at is not None
+              and i.collection_status == "collect"] or [i.number for i in open_]
+    await conn.execute(
+        "UPDATE customers SET service_state = 'terminated', service_changed_at = %s"
+        " WHERE id = %s", (now, customer.id))
+    cur = await conn.execute(
+        "INSERT INTO service_events (customer_id, state, causes, reason, occurred_at)"
+        " VALUES (%s, 'terminated', %s, %s, %s) RETURNING id",
+        (customer.id, causes, decision.reason, now))
+    event = await cur.fetchone()
+    assert event is not None
+    return TerminationOutcome(
+        status="terminated", reason=decision.reason, service_state="terminated",
+        service_before=customer.service_state, balance=customer.balance,
+        changed=[facts_of(i, customer.hold) for i in open_],
+        transition=ServiceTransition("terminated", causes, int(event[0])),
+        class_name=klass.name)
+
+
+async def reactivate_customer(conn: AsyncConnection, cmd: ReactivateCustomer, *,
+                              token: str | None = None) -> TerminationOutcome:
+    """Finance brings a terminated customer back (SPEC 2.9): the service is decided again
+    under SPEC 2.4 (suspended at once if an invoice past its suspension time is still
+    ``collect``), audited ``customer.reactivate``; every open invoice gets its lifecycle
+    back. ``not_terminated`` otherwise (nothing changed)."""
+    now = _stamped(cmd.now)
+    async with conn.transaction():
+        customer = await lock_customer(conn, cmd.customer_id)
+        if (done := await stored_result(conn, token, "reactivate_customer",
+                                        TerminationOutcome)) is not None:
+            return done
+        klass = await customer_class(conn, customer)
+        if customer.service_state != "terminated":
+            result = TerminationOutcome(
+                status="not_terminated", reason=f"service {customer.service_state}",
+                service_state=customer.service_state, service_before=customer.service_state,
+                balance=customer.balance, class_name=klass.name)
+        else:
+            invoices = tuple(await list_invoices(conn, customer.id))
+            reason = "reactivated" + (f": {cmd.actor.reason}"
+                                      if cmd.actor is not None and cmd.actor.reason else "")
+            after, service, _ = await decide_and_record_service(
+                conn, customer, invoices, now, reason, resume=True, klass=klass)
+            result = TerminationOutcome(
+                status="reactivated", reason=reason, service_state=after.service_state,
+                service_before=customer.service_state, balance=after.balance,
+                changed=[facts_of(i, after.hold) for i in invoices
+                         if i.payment_status != "paid"],
+                transition=transition_of(service), class_name=klass.name)
+            if (audit := audit_of(cmd.actor)) is not None:
+                await record_audit(conn, AuditEntry.of(
+                    audit, "customer.reactivate", customer_target(customer.id),
+                    on_behalf_of=customer.id, before={"service_state": "terminated"},
+                    after={"service_state": after.service_state}))
+        await store_result(conn, token, "reactivate_customer", customer.id, result)
+        return result
+
+
 # -------------------------------------------------------------------------------- helpers
 async def lock_payment_key(conn: AsyncConnection, processor: str, payment_id: str) -> None:
     """Serialise everything about one (processor, payment_id), matched or unmatched."""
@@ -516,7 +721,7 @@ def transition_of(event: ServiceEvent | None) -> ServiceTransition | None:
     if event is None or event.event_id is None:
         return None
     return ServiceTransition(state=event.state, causes=list(event.causes),
-                             event_id=event.event_id)
+                             event_id=event.event_id, terminate_at=event.terminate_at)
 
 
 def _with_reason(info: AuditInfo, reason: str | None) -> AuditInfo:

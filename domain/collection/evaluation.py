@@ -28,6 +28,7 @@ class PaymentStatus(StrEnum):
 class ServiceState(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    TERMINATED = "terminated"  # SPEC 2.9: final for dunning until finance reactivates
 
 
 def collection_status(remaining: int, threshold: int) -> CollectionStatus:
@@ -105,8 +106,16 @@ class ServiceDecision:
     causes: tuple[str, ...]
 
 
-def decide_service(candidates: Iterable[SuspensionCandidate]) -> ServiceDecision:
-    """Suspended iff some invoice is past its suspension time, ``collect`` and unpaid.
+def decide_service(candidates: Iterable[SuspensionCandidate], *, held: bool = False,
+                   current: str | None = None) -> ServiceDecision:
+    """Suspended iff some invoice is past its suspension time, ``collect`` and unpaid
+    (SPEC 2.4), and the customer is neither on hold nor terminated.
+
+    ``held``: a hold is in force (SPEC 2.11): no suspension; a customer already
+    suspended (``current``) stays suspended while a cause remains, and resumes as soon as
+    none is left (payments work as usual). A hold placed with ``resume`` is decided with
+    ``current`` active, so the service comes back at once. ``current`` terminated (SPEC
+    2.9): final, whatever is paid; only finance's reactivation leaves it.
 
     ``causes`` keeps the order of ``candidates``; pass them oldest first (as
     ``Ledger.invoices`` is) so the recorded reason lists the oldest cause first.
@@ -117,6 +126,10 @@ def decide_service(candidates: Iterable[SuspensionCandidate]) -> ServiceDecision
         if candidate.past_suspension_time
         and drives_dunning(candidate.collection_status, candidate.remaining)
     )
+    if current == ServiceState.TERMINATED:
+        return ServiceDecision(ServiceState.TERMINATED, causes)
+    if held and current != ServiceState.SUSPENDED:
+        return ServiceDecision(ServiceState.ACTIVE, ())
     # Resumption is simply the absence of causes: there is no separate "resume" rule, which
     # is what makes service come back the moment the last cause is paid or re-evaluated.
     return ServiceDecision(ServiceState.SUSPENDED if causes else ServiceState.ACTIVE, causes)

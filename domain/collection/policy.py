@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from domain.collection.evaluation import drives_dunning
 from domain.collection.schedule import Policy
 from domain.collection.working_time import WorkingTime
+from domain.hold import Hold, held_step
 from domain.money import Currency, format_amount, parse_amount
+from domain.when import format_duration
 
 # A percentage is kept in basis points (hundredths of a percent): "2%" is 200, "2.5%" 250.
 _PERCENT = re.compile(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?\s*%")
@@ -105,11 +107,14 @@ class LateFeeDecision:
 
 
 def decide_late_fee(policy: ClassPolicy, *, collection_status: str, remaining: int,
-                    charged_before: bool) -> LateFeeDecision:
+                    charged_before: bool, hold: Hold | None = None) -> LateFeeDecision:
     """SPEC 2.9: at D + late-fee-after, once per invoice, only if the invoice is then
-    ``collect`` with something remaining; a percentage is of that remaining amount."""
+    ``collect`` with something remaining; a percentage is of that remaining amount. Not
+    while the customer is on hold (SPEC 2.11), and not later either (2.3's rule)."""
     if charged_before:
         return LateFeeDecision(0, "already charged once")
+    if (held := held_step(hold, "late_fee")) is not None:
+        return LateFeeDecision(0, held)
     if policy.late_fee is None:
         return LateFeeDecision(0, "the class has no late fee")
     if not drives_dunning(collection_status, remaining):
@@ -118,3 +123,32 @@ def decide_late_fee(policy: ClassPolicy, *, collection_status: str, remaining: i
     if amount == 0:
         return LateFeeDecision(0, "the percentage of what remains rounds to 0")
     return LateFeeDecision(amount, "charged")
+
+
+@dataclass(frozen=True)
+class TerminationDecision:
+    terminate: bool
+    due_at: datetime | None  # not yet: when it will be due; None: nothing to wait for
+    reason: str
+
+
+def decide_termination(policy: ClassPolicy, *, service_state: str,
+                       suspended_since: datetime | None, hold: Hold | None,
+                       now: datetime) -> TerminationDecision:
+    """SPEC 2.9: a customer whose service has been suspended without a break for the
+    class's terminate-after becomes ``terminated``; never while on hold (SPEC 2.11), and a
+    termination that fell due during a hold happens when it ends (2.3's rule, like a
+    suspension). ``suspended_since``: when the service last changed to suspended."""
+    if policy.terminate_after is None:
+        return TerminationDecision(False, None, "the class never terminates")
+    if service_state != "suspended" or suspended_since is None:
+        return TerminationDecision(False, None, f"service {service_state}")
+    if (held := held_step(hold, "termination")) is not None:
+        return TerminationDecision(False, None, held)
+    due = suspended_since + policy.terminate_after
+    since = suspended_since.astimezone(UTC).isoformat()
+    if now < due:
+        return TerminationDecision(False, due, f"suspended since {since}; terminated at "
+                                   f"{due.astimezone(UTC).isoformat()} if still suspended")
+    return TerminationDecision(True, None, f"suspended without a break since {since} "
+                               f"(terminate after {format_duration(policy.terminate_after)})")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Self
 
+from domain.hold import Hold
 from domain.ledger.effects import InvoiceFacts, ServiceTransition
 from domain.ledger.payments import Actor
 
@@ -282,6 +283,93 @@ class WaiverOutcome:
     amount: int
     service_state: str
     balance: int
+    changed: list[InvoiceFacts] = field(default_factory=list)
+    transition: ServiceTransition | None = None
+    class_name: str = ""
+
+
+# --- hold (SPEC 2.11) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlaceHold(_Stamped):
+    """Finance puts the customer on hold (audited), from ``now`` until ``until`` (None:
+    until released); ``resume``: a suspended customer resumes at once (reason "hold").
+    Placing a hold on a customer already held replaces it."""
+
+    customer_id: str
+    reason: str
+    until: datetime | None = None
+    resume: bool = False
+    actor: Actor | None = None
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseHold(_Stamped):
+    """End the customer's hold: finance releases it (audited), or the customer's workflow
+    ends it when ``until`` passes (``expired``, with the ``until`` its timer was for: a
+    hold replaced meanwhile is not ended). Then a suspension that is due happens at once."""
+
+    customer_id: str
+    actor: Actor | None = None
+    expired: bool = False
+    until: datetime | None = None
+    now: datetime | None = None
+
+
+@dataclass
+class HoldOutcome:
+    """``placed``, ``replaced``; ``released``, ``ended``; ``not_held`` (nothing changed).
+    ``hold``: the hold in force after it (None: none). ``changed``: every open invoice,
+    so each invoice's workflow hears of the hold."""
+
+    status: str
+    hold: Hold | None
+    service_state: str
+    service_before: str
+    balance: int
+    changed: list[InvoiceFacts] = field(default_factory=list)
+    transition: ServiceTransition | None = None
+    class_name: str = ""
+    # When the hold ended with the service still suspended (SPEC 2.9): when it terminates.
+    terminate_at: datetime | None = None
+
+
+# --- termination (SPEC 2.9) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TerminateCustomer(_Stamped):
+    """The customer's workflow's timer for a suspension's terminate-after fired: the
+    transaction decides (``domain.collection.policy.decide_termination``)."""
+
+    customer_id: str
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReactivateCustomer(_Stamped):
+    """Finance reactivates a terminated customer (audited): SPEC 2.4 applies again."""
+
+    customer_id: str
+    actor: Actor | None = None
+    now: datetime | None = None
+
+
+@dataclass
+class TerminationOutcome:
+    """``terminated``; ``not_due`` (``terminate_at``: when it will be, if still suspended;
+    None: nothing to wait for, ``reason`` says why); ``reactivated``; ``not_terminated``.
+    ``changed``: every open invoice (their workflows end on termination, and come back
+    on reactivation)."""
+
+    status: str
+    reason: str
+    service_state: str
+    service_before: str
+    balance: int
+    terminate_at: datetime | None = None
     changed: list[InvoiceFacts] = field(default_factory=list)
     transition: ServiceTransition | None = None
     class_name: str = ""

@@ -10,7 +10,9 @@ carries out exactly that list and decides nothing else. The types here cross Tem
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from domain.hold import Hold
 from domain.notifications.catalog import (
     SERVICE_MAIL,
     invoice_notification_key,
@@ -27,6 +29,9 @@ class InvoiceFacts:
     collection_status: str
     payment_status: str
     paid: bool
+    # The customer's hold in force (SPEC 2.11): the invoice's steps it pauses are held
+    # (``domain.hold.held_step``). Absent from histories recorded before holds.
+    hold: Hold | None = None
     # Older histories also carry "cancelled": false (invoices are never cancelled); the JSON
     # converter ignores the unknown key (tests/workflows/test_replay.py replays them).
 
@@ -38,6 +43,9 @@ class ServiceTransition:
     state: str
     causes: list[str]
     event_id: int
+    # A suspension of a class with terminate-after (SPEC 2.9): when it terminates if the
+    # service is still suspended then; the customer's workflow keeps a timer for it.
+    terminate_at: datetime | None = None
 
 
 @dataclass

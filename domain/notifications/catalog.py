@@ -23,10 +23,12 @@ NOTIFICATION_KINDS: tuple[str, ...] = (
     "service_resumed",
     "payment_received",
     "late_fee_charged",  # SPEC 2.9: an event mail, sent at once when a fee is charged
+    "service_terminated",  # SPEC 2.9: an event mail, sent at once on termination
 )
 
 # The mail of each service state a transition leads to (SPEC 2.4, 2.6).
-SERVICE_MAIL = {"suspended": "service_suspended", "active": "service_resumed"}
+SERVICE_MAIL = {"suspended": "service_suspended", "active": "service_resumed",
+                "terminated": "service_terminated"}
 
 
 class StepKind(StrEnum):

@@ -33,6 +33,10 @@ EXPECTED = {
     # Finance waives a late fee (SPEC 2.9): realm admin only.
     ("post", "/v1/customers/{customer_id}/invoices/{number}/fee-waiver"):
         {"200", "401", "403", "404", "422", "503"},
+    # Finance holds a customer and releases it (SPEC 2.11): realm admin only.
+    ("put", "/v1/customers/{customer_id}/hold"): {"200", "401", "403", "404", "422", "503"},
+    ("delete", "/v1/customers/{customer_id}/hold"):
+        {"200", "401", "403", "404", "422", "503"},
     ("get", "/healthz"): {"200", "503"},
     ("get", "/metrics"): {"200"},
 }

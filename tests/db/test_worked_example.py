@@ -70,6 +70,7 @@ async def test_worked_example(conn: psycopg.AsyncConnection) -> None:
         "currency": "USD",
         "service_state": "active",
         "balance": "5.00",
+        "hold": None,
         "invoices": [
             {
                 "number": "INV-05",

@@ -13,7 +13,7 @@ from tests.support.ports import free_port
 from workflows.search_attributes import ALL
 
 
-def test_start_dev_registers_all_six(tmp_path: Path) -> None:
+def test_start_dev_registers_all_seven(tmp_path: Path) -> None:
     argv = start_dev_argv(tmp_path, 7233, 8233)
     assert argv[1:3] == ["server", "start-dev"]
     assert argv[argv.index("--db-filename") + 1] == str(tmp_path.resolve() / "temporal.db")
@@ -22,7 +22,7 @@ def test_start_dev_registers_all_six(tmp_path: Path) -> None:
     pairs = search_attribute_flags()[1::2]
     assert pairs == [
         "CustomerId=Keyword", "CustomerClass=Keyword", "InvoiceNumber=Keyword",
-        "CollectionStatus=Keyword", "ServiceState=Keyword", "DueDate=Datetime",
+        "CollectionStatus=Keyword", "ServiceState=Keyword", "DueDate=Datetime", "OnHold=Bool",
     ]
 
 

@@ -119,7 +119,7 @@ def test_all_search_attributes_are_registered(services: dict[str, Any]) -> None:
     expected = {k.name: CLI_TYPES[k.indexed_value_type.name] for k in SEARCH_ATTRIBUTES}
     assert registered == expected
     assert {"CustomerId", "CustomerClass", "InvoiceNumber", "CollectionStatus",
-            "ServiceState", "DueDate"} <= set(registered)
+            "ServiceState", "DueDate", "OnHold"} <= set(registered)
     # The script it runs exists, is idempotent, and apps wait for it.
     script = ROOT / "deploy" / "register-search-attributes.sh"
     assert any(str(v).startswith("./deploy/register-search-attributes.sh")

@@ -171,7 +171,7 @@ def test_dev_starts_everything_and_ctrl_c_stops_everything(workdir: Path) -> Non
             capture_output=True, text=True, timeout=30, check=True,
         ).stdout
         for attribute in ("CustomerId", "CustomerClass", "InvoiceNumber", "CollectionStatus",
-                          "ServiceState", "DueDate"):
+                          "ServiceState", "DueDate", "OnHold"):
             assert attribute in listing
         banner = run.text()
         console = f"http://127.0.0.1:{run.ports['api']}/console"

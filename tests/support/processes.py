@@ -18,7 +18,8 @@ from tests.support.ports import free_port
 
 BIN = Path(sys.executable).parent
 SEARCH_ATTRIBUTES = ("CustomerId=Keyword", "CustomerClass=Keyword", "InvoiceNumber=Keyword",
-                     "CollectionStatus=Keyword", "ServiceState=Keyword", "DueDate=Datetime")
+                     "CollectionStatus=Keyword", "ServiceState=Keyword", "DueDate=Datetime",
+                     "OnHold=Bool")
 
 
 def wait_for_port(port: int, timeout: float = 30.0) -> None:

@@ -57,7 +57,7 @@ def test_collection_status_refuses_negative_inputs() -> None:
 def test_status_values_are_the_wire_strings() -> None:
     assert [s.value for s in CollectionStatus] == ["collect", "do_not_collect"]
     assert [s.value for s in PaymentStatus] == ["unpaid", "partially_paid", "paid"]
-    assert [s.value for s in ServiceState] == ["active", "suspended"]
+    assert [s.value for s in ServiceState] == ["active", "suspended", "terminated"]
     assert CollectionStatus.COLLECT == "collect"
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITES = {"issue_invoice", "apply_payment", "reverse_payment", "reevaluate",
-          "evaluate_service", "assign_unmatched", "charge_late_fee", "waive_late_fee"}
+          "evaluate_service", "assign_unmatched", "charge_late_fee", "waive_late_fee",
+          "place_hold", "release_hold", "terminate_customer", "reactivate_customer"}
 # db.ledger.unmatched.assign_unmatched writes the ledger too (it applies the payment).
 MODULES = {"db.ledger.transactions": WRITES, "db.ledger.unmatched": {"assign_unmatched"}}
 ALLOWED = {Path("activities/ledger/transactions.py")}

@@ -15,23 +15,30 @@ from dataclasses import dataclass, field
 from temporalio import activity, workflow
 from temporalio.client import WorkflowHandle
 
-from workflows.collection.payloads import (
-    APPLY_SERVICE_STATE,
-    REOPEN_INVOICE,
-    ApplyServiceStateInput,
-    ApplyServiceStateResult,
-    InvoiceReevaluatedSignal,
-    ReopenInvoiceInput,
-    ReopenInvoiceResult,
-)
-from workflows.notifications.payloads import (
-    SEND_NOTIFICATION,
-    SEND_NOTIFICATIONS,
-    SendNotificationInput,
-    SendNotificationResult,
-    SendNotificationsInput,
-    SendNotificationsResult,
-)
+with workflow.unsafe.imports_passed_through():
+    # Passed through, so the sandbox's types are the host's: the signal's type hints
+    # (InvoiceFacts.hold: Hold, with datetimes) resolve to the real classes, in modules
+    # the sandbox knows by name.
+    import domain.hold  # noqa: F401
+    import domain.ledger.effects  # noqa: F401
+    from workflows.collection.payloads import (
+        APPLY_SERVICE_STATE,
+        REOPEN_INVOICE,
+        ApplyServiceStateInput,
+        ApplyServiceStateResult,
+        InvoiceReevaluatedSignal,
+        ReopenInvoiceInput,
+        ReopenInvoiceResult,
+    )
+    from workflows.notifications.payloads import (
+        SEND_NOTIFICATION,
+        SEND_NOTIFICATIONS,
+        SendNotificationInput,
+        SendNotificationResult,
+        SendNotificationsInput,
+        SendNotificationsResult,
+    )
+
 
 LOCAL_ACTIVITY = "core_local_activity"  # the SDK's marker name for a local activity
 

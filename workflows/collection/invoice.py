@@ -15,7 +15,12 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.collection.evaluation import drives_dunning
     from domain.collection.schedule import Step, StepDecision, decide_steps
+    from domain.hold import held_step
     from domain.ledger.commands import ChargeLateFee, ReachSuspension, SuspensionReached
+
+    # By name, so the sandbox knows the module: it resolves InvoiceFacts' type hints
+    # (``hold: Hold | None``) in it.
+    from domain.ledger.effects import InvoiceFacts as _InvoiceFacts  # noqa: F401
     from domain.notifications.catalog import STEP_TABLE, StepKind, invoice_notification_key
     from workflows import policies
     from workflows import search_attributes as sa
@@ -63,12 +68,16 @@ class InvoiceWorkflow:
         self.mails: list[asyncio.Task[None]] = []
         self.service_state: str | None = None
         self.signals = 0  # re-evaluations received, to tell a check overtaken by one
+        # Set once facts carrying a hold arrive (SPEC 2.11): from then on OnHold is kept
+        # current; histories recorded before holds never set it, so their commands stay.
+        self.hold_seen = input.facts.hold is not None
 
     # --- handlers ----------------------------------------------------------------------
 
     @workflow.signal
     def reevaluated(self, signal: InvoiceReevaluatedSignal) -> None:
         self.facts = signal.facts
+        self.hold_seen = self.hold_seen or signal.facts.hold is not None
         self.signals += 1
         if signal.service_state:
             self.service_state = signal.service_state
@@ -91,6 +100,7 @@ class InvoiceWorkflow:
             else None,
             next_step_why=self.moved[nxt.key][1] if nxt and nxt.key in self.moved else None,
             moved={key: why for key, (_, why) in self.moved.items()},
+            hold=self.facts.hold.describe() if self.facts.hold is not None else None,
         )
 
     # --- main loop ---------------------------------------------------------------------
@@ -108,8 +118,9 @@ class InvoiceWorkflow:
             await asyncio.gather(*self.mails)
             if self._finished():
                 break
-        return InvoiceWorkflowResult(number=input.invoice_number, outcome="paid",
-                                     steps=dict(self.outcomes))
+        return InvoiceWorkflowResult(
+            number=input.invoice_number, outcome="paid" if self.facts.paid else "terminated",
+            steps=dict(self.outcomes))
 
     async def _follow_until_finished(self) -> None:
         while not self._finished():
@@ -133,6 +144,8 @@ class InvoiceWorkflow:
         self.reason = (
             f"re-evaluated: remaining {self.facts.remaining}, {self.facts.collection_status}"
         )
+        if self.facts.hold is not None:  # SPEC 2.11: say why the next steps are held
+            self.reason += f"; steps held: {self.facts.hold.describe()}"
 
     async def _process_due(self, reached_until: datetime | None) -> None:
         decisions = decide_steps(self.pending, workflow.now(), reached_until)
@@ -148,22 +161,29 @@ class InvoiceWorkflow:
                 if decision is StepDecision.SKIP:
                     self.outcomes[step.key] = "skipped: its time had passed"
                 else:
+                    # The ledger decides, with the hold it holds (SPEC 2.11: no fee then).
                     await self._request_late_fee(step.at)
-                    self.outcomes[step.key] = "requested"
+                    held = held_step(self.facts.hold, step.kind)
+                    self.outcomes[step.key] = "requested" if held is None else (
+                        f"requested, not charged: {held}")
                 continue
             if rule.mail is None:  # the suspension itself
                 # Recorded whatever the status: a later reversal or re-run that makes the
                 # invoice `collect` must suspend at once (SPEC 2.4).
                 await self._reach_suspension()
-                self.outcomes[step.key] = "reached"
+                held = held_step(self.facts.hold, "suspension")
+                self.outcomes[step.key] = "reached" if held is None else f"reached, {held}"
                 continue
             if decision is StepDecision.SKIP:
                 self.outcomes[step.key] = "skipped: its time had passed"
                 continue
             if facts is None:
                 facts = await self._check()
+            held = held_step(facts.hold, step.kind)
             if facts.paid:
                 self.outcomes[step.key] = "skipped: paid"
+            elif held is not None:  # SPEC 2.11: not sent, and not sent late either
+                self.outcomes[step.key] = held
             elif not drives_dunning(facts.collection_status, facts.remaining):
                 self.outcomes[step.key] = f"skipped: {facts.collection_status}"
             else:
@@ -227,11 +247,15 @@ class InvoiceWorkflow:
         return invoice_notification_key(self.input.customer_id, self.input.invoice_number, step)
 
     def _finished(self) -> bool:
-        return self.facts.paid
+        # SPEC 2.9: a terminated customer's invoices end their dunning (payments are still
+        # applied by the customer's ledger; finance's reactivation starts them again).
+        return self.facts.paid or self.service_state == "terminated"
 
     def _state(self) -> str:
         if self.facts.paid:
             return "paid"
+        if self.service_state == "terminated":
+            return "terminated"
         return "waiting" if self.pending else "waiting for payment"
 
     def _publish(self) -> None:
@@ -239,6 +263,8 @@ class InvoiceWorkflow:
         updates = [sa.COLLECTION_STATUS.value_set(self.facts.collection_status)]
         if self.service_state:
             updates.append(sa.SERVICE_STATE.value_set(self.service_state))
+        if self.hold_seen:
+            updates.append(sa.ON_HOLD.value_set(self.facts.hold is not None))
         workflow.upsert_search_attributes(updates)
         nxt = self.pending[0] if self.pending else None
         waiting = (
@@ -252,5 +278,6 @@ class InvoiceWorkflow:
             f"{self.facts.payment_status}, remaining {self.facts.remaining} "
             f"{self.input.currency} (minor units), {self.facts.collection_status}.\n"
             f"{waiting}\nwhy: {self.reason}"
+            + (f"\nheld: {self.facts.hold.describe()}" if self.facts.hold is not None else "")
         )
 

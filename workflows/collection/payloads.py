@@ -55,7 +55,7 @@ class InvoiceWorkflowInput:
 @dataclass
 class InvoiceWorkflowResult:
     number: str
-    outcome: str  # "paid" (the only way an invoice's workflow ends)
+    outcome: str  # "paid", or "terminated" (its customer was, SPEC 2.9)
     steps: dict[str, str]
 
 
@@ -81,6 +81,8 @@ class InvoiceStatusQueryResult:
     next_step_why: str | None = None
     # Every step working time moved, with why: "due_reminder:3d" -> "...".
     moved: dict[str, str] = field(default_factory=dict)
+    # The customer's hold in force and so why the next steps are held (SPEC 2.11).
+    hold: str | None = None
 
 
 @dataclass

@@ -12,7 +12,9 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.hold import Hold  # noqa: F401 (known to the sandbox: type hints)
     from domain.ledger.commands import ReevaluationOutcome
+    from domain.ledger.effects import InvoiceFacts  # noqa: F401 (known to the sandbox)
     from workflows import policies
     from workflows import search_attributes as sa
     from workflows.collection.payloads import (

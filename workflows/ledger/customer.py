@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.hold import Hold  # noqa: F401 (known to the sandbox: its type hints)
     from domain.ids import invoice_workflow_id, update_transaction_id
 
     # Imported here by name, not only through the payload modules: the sandbox resolves a
@@ -27,14 +29,20 @@ with workflow.unsafe.imports_passed_through():
         AssignPayment,
         ChargeLateFee,
         EvaluateService,
+        HoldOutcome,
         IssueInvoice,
         IssueOutcome,
         LateFeeOutcome,
+        PlaceHold,
+        ReactivateCustomer,
         Reevaluate,
         ReevaluationOutcome,
+        ReleaseHold,
         ReversalOutcome,
         ReversePayment,
         ServiceOutcome,
+        TerminateCustomer,
+        TerminationOutcome,
         WaiveLateFee,
         WaiverOutcome,
     )
@@ -68,8 +76,12 @@ with workflow.unsafe.imports_passed_through():
         CHARGE_LATE_FEE,
         EVALUATE_SERVICE,
         ISSUE_INVOICE,
+        PLACE_HOLD,
+        REACTIVATE_CUSTOMER,
         REEVALUATE_CUSTOMER,
+        RELEASE_HOLD,
         REVERSE_PAYMENT,
+        TERMINATE_CUSTOMER,
         WAIVE_LATE_FEE,
         CustomerOperation,
         CustomerState,
@@ -84,7 +96,8 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 OutcomeT = TypeVar("OutcomeT", bound="LedgerOutcome")
 LedgerOutcome = (PaymentOutcome | IssueOutcome | ReversalOutcome | AssignmentOutcome
-                 | ReevaluationOutcome | ServiceOutcome | LateFeeOutcome | WaiverOutcome)
+                 | ReevaluationOutcome | ServiceOutcome | LateFeeOutcome | WaiverOutcome
+                 | HoldOutcome | TerminationOutcome)
 
 # Patch ids: a change of commands that running histories must still replay past.
 DRY_RUN_KEEPS_PUBLISHED_STATE = "dry-run-keeps-published-state"
@@ -209,6 +222,48 @@ class CustomerWorkflow:
     def _validate_waiver(self, command: WaiveLateFee) -> None:
         self._mine(command.customer_id)
 
+    @workflow.update
+    async def place_hold(self, command: PlaceHold) -> HoldOutcome:
+        """Finance puts the customer on hold (SPEC 2.11); audited by the transaction. With
+        an ``until``, this workflow's timer ends the hold then."""
+        outcome = await self._transact(
+            PLACE_HOLD, "customer put on hold", command.at(workflow.now()), HoldOutcome)
+        self._follow(outcome)
+        return outcome
+
+    @place_hold.validator
+    def _validate_hold(self, command: PlaceHold) -> None:
+        self._mine(command.customer_id)
+        if not command.reason.strip():
+            raise ValueError("a hold needs a reason")
+
+    @workflow.update
+    async def release_hold(self, command: ReleaseHold) -> HoldOutcome:
+        """Finance releases the hold: steps continue from now by SPEC 2.3's rule (a
+        suspension that is due happens at once)."""
+        outcome = await self._transact(
+            RELEASE_HOLD, "hold released", command.at(workflow.now()), HoldOutcome)
+        self._follow(outcome)
+        return outcome
+
+    @release_hold.validator
+    def _validate_release(self, command: ReleaseHold) -> None:
+        self._mine(command.customer_id)
+
+    @workflow.update
+    async def reactivate(self, command: ReactivateCustomer) -> TerminationOutcome:
+        """Finance brings a terminated customer back (SPEC 2.9): SPEC 2.4 applies again,
+        its open invoices get their lifecycles back."""
+        outcome = await self._transact(
+            REACTIVATE_CUSTOMER, "customer reactivated", command.at(workflow.now()),
+            TerminationOutcome)
+        self._follow(outcome)
+        return outcome
+
+    @reactivate.validator
+    def _validate_reactivation(self, command: ReactivateCustomer) -> None:
+        self._mine(command.customer_id)
+
     # --- signals: fire-and-forget, queued ----------------------------------------------
 
     @workflow.signal
@@ -245,7 +300,8 @@ class CustomerWorkflow:
         return CustomerStateQueryResult(
             customer_id=self.entity.customer_id, service_state=self.entity.service_state,
             queued=len(self.entity.queue), followups=len(self.entity.followups),
-            last_operation=self.entity.last_operation,
+            last_operation=self.entity.last_operation, on_hold=self.entity.on_hold,
+            hold_until=self.entity.hold_until,
         )
 
     # --- main loop ---------------------------------------------------------------------
@@ -256,15 +312,14 @@ class CustomerWorkflow:
         for notification in self.entity.mails:
             self._send([notification])  # the outbox keeps them to one delivery each
         while True:
-            await workflow.wait_condition(
-                lambda: bool(self.entity.queue or self.entity.followups) or self._history_is_long()
-            )
+            await self._wait_for_work()
             if self.entity.followups:
                 await self._carry_out(self.entity.followups.pop(0))
             elif self.entity.queue:
                 await self._run_queued(self.entity.queue.pop(0))
-            else:
+            elif self._history_is_long():
                 break
+            # else: a timer's deadline changed (a hold placed or released): wait again
         # Let running updates finish, then hand over what they queued and the mails still
         # in flight (a mail retrying for days must not hold up this customer's payments).
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -273,6 +328,41 @@ class CustomerWorkflow:
         workflow.continue_as_new(
             CustomerWorkflowInput(self.entity.customer_id, state=self.entity)
         )
+
+    async def _wait_for_work(self) -> None:
+        """Until there is work; a hold with an ``until`` (SPEC 2.11) and a suspension's
+        terminate-after (SPEC 2.9) are timers. Without them the wait is the one histories
+        recorded before both have."""
+        until, terminate_at = self.entity.hold_until, self.entity.terminate_at
+
+        def ready() -> bool:
+            return (bool(self.entity.queue or self.entity.followups)
+                    or self._history_is_long()
+                    or (self.entity.hold_until, self.entity.terminate_at) != (until,
+                                                                               terminate_at))
+
+        deadlines = [t for t in (until, terminate_at) if t is not None]
+        if not deadlines:
+            await workflow.wait_condition(ready)
+            return
+        delay = min(deadlines) - workflow.now()
+        if delay > timedelta(0):
+            summary = "hold ends" if min(deadlines) == until else "termination due"
+            try:
+                await workflow.wait_condition(ready, timeout=delay, timeout_summary=summary)
+                return
+            except TimeoutError:
+                pass
+        now = workflow.now()
+        # The time has come: each goes to the ledger like any queued operation, once.
+        if until is not None and now >= until:
+            self.entity.hold_until = None
+            self.entity.queue.append(CustomerOperation(kind="end_hold", end_hold=ReleaseHold(
+                self.entity.customer_id, expired=True, until=until)))
+        if terminate_at is not None and now >= terminate_at:
+            self.entity.terminate_at = None
+            self.entity.queue.append(CustomerOperation(
+                kind="terminate", terminate=TerminateCustomer(self.entity.customer_id)))
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -295,6 +385,15 @@ class CustomerWorkflow:
                     op.fee.at(workflow.now()), LateFeeOutcome)
                 self._follow(fee, fee_invoice=fee.invoice_number
                              if fee.status == "charged" else None)
+            elif op.kind == "end_hold" and op.end_hold is not None:
+                ended = await self._transact(RELEASE_HOLD, "hold ended",
+                                             op.end_hold.at(workflow.now()), HoldOutcome)
+                self._follow(ended)
+            elif op.kind == "terminate" and op.terminate is not None:
+                terminated = await self._transact(
+                    TERMINATE_CUSTOMER, "suspension's terminate-after reached",
+                    op.terminate.at(workflow.now()), TerminationOutcome)
+                self._follow(terminated)
         except ApplicationError as err:
             # Bad input on the fire-and-forget path has nobody to answer to: log it.
             workflow.logger.warning(f"operation {op.kind} rejected: {err}")
@@ -463,6 +562,17 @@ class CustomerWorkflow:
     def _publish(self, result: LedgerOutcome) -> None:
         self.entity.service_state = result.service_state
         updates = [sa.SERVICE_STATE.value_set(result.service_state)]
+        if isinstance(result, HoldOutcome):  # only hold outcomes: older commands unchanged
+            self.entity.on_hold = result.hold is not None
+            self.entity.hold_until = result.hold.until if result.hold is not None else None
+            updates.append(sa.ON_HOLD.value_set(self.entity.on_hold))
+        # SPEC 2.9: a suspension's termination time, while it lasts (histories recorded
+        # before have none: no timer, no command of theirs changes).
+        transition = result.transition
+        if transition is not None:
+            self.entity.terminate_at = transition.terminate_at
+        if isinstance(result, HoldOutcome | TerminationOutcome) and result.terminate_at:
+            self.entity.terminate_at = result.terminate_at
         if result.class_name and result.class_name != self.entity.class_name:
             self.entity.class_name = result.class_name
             updates.append(sa.CUSTOMER_CLASS.value_set(result.class_name))

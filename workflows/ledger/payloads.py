@@ -16,16 +16,22 @@ from domain.ledger.commands import AssignmentOutcome as AssignmentOutcome
 from domain.ledger.commands import AssignPayment as AssignPayment
 from domain.ledger.commands import ChargeLateFee as ChargeLateFee
 from domain.ledger.commands import EvaluateService as EvaluateService
+from domain.ledger.commands import HoldOutcome as HoldOutcome
 from domain.ledger.commands import InvoiceChange as InvoiceChange
 from domain.ledger.commands import IssuedInvoice as IssuedInvoice
 from domain.ledger.commands import IssueInvoice as IssueInvoice
 from domain.ledger.commands import IssueOutcome as IssueOutcome
 from domain.ledger.commands import LateFeeOutcome as LateFeeOutcome
+from domain.ledger.commands import PlaceHold as PlaceHold
+from domain.ledger.commands import ReactivateCustomer as ReactivateCustomer
 from domain.ledger.commands import Reevaluate as Reevaluate
 from domain.ledger.commands import ReevaluationOutcome as ReevaluationOutcome
+from domain.ledger.commands import ReleaseHold as ReleaseHold
 from domain.ledger.commands import ReversalOutcome as ReversalOutcome
 from domain.ledger.commands import ReversePayment as ReversePayment
 from domain.ledger.commands import ServiceOutcome as ServiceOutcome
+from domain.ledger.commands import TerminateCustomer as TerminateCustomer
+from domain.ledger.commands import TerminationOutcome as TerminationOutcome
 from domain.ledger.commands import WaiveLateFee as WaiveLateFee
 from domain.ledger.commands import WaiverOutcome as WaiverOutcome
 from domain.ledger.effects import Followup as Followup
@@ -44,6 +50,10 @@ REEVALUATE_CUSTOMER = "reevaluate_customer"
 EVALUATE_SERVICE = "evaluate_service"
 CHARGE_LATE_FEE = "charge_late_fee"
 WAIVE_LATE_FEE = "waive_late_fee"
+PLACE_HOLD = "place_hold"
+RELEASE_HOLD = "release_hold"
+TERMINATE_CUSTOMER = "terminate_customer"
+REACTIVATE_CUSTOMER = "reactivate_customer"
 
 
 @dataclass
@@ -66,11 +76,13 @@ class PostPaymentInput:
 class CustomerOperation:
     """A queued fire-and-forget operation (signal path) waiting for its turn."""
 
-    kind: str  # "payment" | "evaluate_service" | "late_fee"
+    kind: str  # "payment" | "evaluate_service" | "late_fee" | "end_hold" | "terminate"
     # ApplyPayment; PostPaymentInput in states recorded before it (and from the signal).
     payment: ApplyPayment | PostPaymentInput | None = None
     evaluate: EvaluateService | None = None
     fee: ChargeLateFee | None = None
+    end_hold: ReleaseHold | None = None  # the hold's ``until`` passed (SPEC 2.11)
+    terminate: TerminateCustomer | None = None  # terminate-after passed (SPEC 2.9)
 
 
 @dataclass
@@ -87,6 +99,13 @@ class CustomerState:
     service_state: str = "unknown"
     class_name: str | None = None
     last_operation: str = "started"
+    # The ``until`` of the hold in force (SPEC 2.11): the workflow's timer ends it then.
+    # None: no hold, or one until released. Absent from states recorded before holds.
+    hold_until: datetime | None = None
+    on_hold: bool = False
+    # When the suspension terminates the customer if still suspended (SPEC 2.9): the
+    # workflow's timer asks the ledger then. None: no such suspension.
+    terminate_at: datetime | None = None
     # Tests force a small value to exercise continue-as-new.
     max_history_events: int = 5_000
 
@@ -113,3 +132,5 @@ class CustomerStateQueryResult:
     queued: int
     followups: int
     last_operation: str
+    on_hold: bool = False
+    hold_until: datetime | None = None
