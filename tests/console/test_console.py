@@ -501,7 +501,9 @@ async def test_accessibility_basics_on_every_page(page, console: Console) -> Non
     await check_page(page, "/console/signin")
     await sign_in(page)
     for path in ("/console/customers", f"/console/customers/{console.id('spec5')}",
-                 f"/console/customers/{console.id('mail')}", "/console/unmatched?assigned=1",
+                 f"/console/customers/{console.id('mail')}",
+                 f"/console/customers/{console.id('r2')}",  # the hold form
+                 "/console/unmatched?assigned=1",
                  "/console/notifications", "/console/notifications?status=sent",
                  "/console/audit", "/console/reruns", "/console/customers/no-such-one"):
         await check_page(page, path)
