@@ -8,8 +8,9 @@ customer outside the scope gets the same 404 page as one that does not exist. Re
 through the admin and reseller realms are audited ``on_behalf_of`` the customer.
 
 Actions (post or reverse a payment, resend a mail, re-run, assign an unmatched payment,
-waive a late fee) are finance's: realm admin only, as ``POST /v1/reruns`` is. Each needs a
-reason and writes its audit record through the operation it calls. Every POST carries the session's
+waive a late fee, put a customer on hold or release it) are finance's: realm admin only, as
+``POST /v1/reruns`` is. Each needs a reason and writes its audit record through the
+operation it calls. Every POST carries the session's
 CSRF token, checked before anything else.
 """
 
@@ -52,6 +53,7 @@ from operations import console as reads
 from operations.context import Context
 from operations.errors import NotFound, OperationError
 from operations.fees import waive_fee
+from operations.holds import place_hold, release_hold
 from operations.notifications import resend
 from operations.payments import PaymentRequest, assign_unmatched, post_payment, reverse_payment
 from operations.reruns import start_rerun
@@ -546,6 +548,75 @@ async def waive_fee_action(request: Request) -> Response:
                 "not_charged": f"Invoice {number} has no late fee; nothing changed."}
         session.say("info", f"{said.get(result['status'], result['status'])} Balance "
                     f"{balance}, service {result['service_state']}.")
+    return redirect(request, _back_to(customer_id), session)
+
+
+@router.post("/hold")
+async def hold_action(request: Request) -> Response:
+    """Put a customer on hold (SPEC 2.11) through ``operations.holds.place_hold``, as
+    ``PUT /v1/customers/{id}/hold`` and ``dunning hold`` do: CSRF first, then realm admin
+    only (else 403, before anything about the customer is read, as the API's
+    ``admin_only``), then the console's scope (unknown or not yours: the customer page's
+    404). ``until`` is a WHEN as the CLI's ``--until`` takes it (a date is its midnight in
+    the class's time zone); empty: until released. The customer's workflow audits it
+    (``customer.hold``). The customer comes as a field, not in the path: ids may hold '/'."""
+    form, viewer = await posted(request)
+    admin(viewer)
+    reason = reason_of(form)
+    customer_id = field(form, "customer_id", "The customer id")
+    until = field(form, "until", "Until", required=False) or None
+    resume = form.get("resume", "") not in ("", "0", "off")
+    audit = audit_info(request, viewer.identity, reason)
+
+    async def hold(ctx: Context) -> dict[str, Any]:
+        if not await sees(ctx.conn, viewer, customer_id):
+            raise UnknownCustomer(customer_id)
+        return await place_hold(ctx, customer_id, audit, until=until, resume=resume)
+
+    session = viewer.session
+    try:
+        result = await operate(request, hold)
+    except (UnknownCustomer, NotFound):
+        raise no_customer(customer_id) from None
+    except (OperationError, DbError, RPCError) as err:
+        session.say("error", f"Hold not placed: {_failed(err)}")
+    else:
+        placed = result["hold"] or {}
+        until_text = placed.get("until") or "released"
+        session.say("info", f"Hold {result['status']} until {until_text}; service "
+                    f"{result['service_state']}.")
+    return redirect(request, _back_to(customer_id), session)
+
+
+@router.post("/hold/release")
+async def release_hold_action(request: Request) -> Response:
+    """Release a customer's hold (SPEC 2.11) through ``operations.holds.release_hold``, as
+    ``DELETE /v1/customers/{id}/hold`` and ``dunning hold release`` do; the same checks in
+    the same order as placing one. Audited ``customer.hold_release``; ``not_held`` changes
+    nothing and says so."""
+    form, viewer = await posted(request)
+    admin(viewer)
+    reason = reason_of(form)
+    customer_id = field(form, "customer_id", "The customer id")
+    audit = audit_info(request, viewer.identity, reason)
+
+    async def release(ctx: Context) -> dict[str, Any]:
+        if not await sees(ctx.conn, viewer, customer_id):
+            raise UnknownCustomer(customer_id)
+        return await release_hold(ctx, customer_id, audit)
+
+    session = viewer.session
+    try:
+        result = await operate(request, release)
+    except (UnknownCustomer, NotFound):
+        raise no_customer(customer_id) from None
+    except (OperationError, DbError, RPCError) as err:
+        session.say("error", f"Hold not released: {_failed(err)}")
+    else:
+        said = {"released": "Hold released.",
+                "not_held": "The customer was not on hold; nothing changed."}
+        session.say("info", f"{said.get(result['status'], result['status'])} Service "
+                    f"{result['service_state']}.")
     return redirect(request, _back_to(customer_id), session)
 
 

@@ -195,7 +195,7 @@ async def seed(stack: Stack, suffix: str) -> dict[str, str]:
     """The customers of the console tests, in the states they need."""
     ids = {key: f"c-{key}-{suffix}" for key in (
         "spec5", "pay", "rev", "rerun", "mail", "assign", "r1", "r1b", "r2", "xss", "fee",
-        "feer1")}
+        "feer1", "hold")}
     t0 = datetime.now(UTC).replace(microsecond=0)
     await stack.call(set_class, ClassChange(
         name="EasyCall", currency="USD", threshold="10.00", from_name="EasyCall",
@@ -285,6 +285,8 @@ async def seed(stack: Stack, suffix: str) -> dict[str, str]:
     await customer("r2", "Customer of Rob", f"r2-{suffix}@example.com",
                    reseller=f"r-two-{suffix}")
     await customer("xss", XSS_NAME, f"xss-{suffix}@example.com")
+    # Put on hold and released by a test (SPEC 2.11); nothing owed, so nothing else moves.
+    await customer("hold", "Hal Hold", f"hal-{suffix}@example.com")
 
     # 20.00 due in two days, in a class with a 5.00 late fee (SPEC 2.9): at D (the
     # workflows skip time, as in tests/api/test_fee_waiver.py) the fee is charged, 25.00

@@ -632,6 +632,7 @@ async def test_accessibility_basics_on_every_page(page, console: Console) -> Non
     for path in ("/console/customers", f"/console/customers/{console.id('spec5')}",
                  f"/console/customers/{console.id('mail')}",
                  f"/console/customers/{console.id('feer1')}",  # a fee and its waive form
+                 f"/console/customers/{console.id('r2')}",  # the hold form
                  "/console/unmatched?assigned=1",
                  "/console/notifications", "/console/notifications?status=sent",
                  "/console/audit", "/console/reruns", "/console/customers/no-such-one"):
