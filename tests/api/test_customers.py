@@ -18,7 +18,8 @@ async def test_admin_reads_the_status_document_and_the_read_is_audited(
     assert response.status_code == 200, response.text
     assert response.headers["X-Request-ID"] == "read-1"
     assert response.json() == {"customer_id": customer, "class": CLASS, "currency": "USD",
-                               "service_state": "active", "balance": "-5.00", "invoices": []}
+                               "service_state": "active", "balance": "-5.00", "hold": None,
+                               "invoices": []}
     rows = await stack.query_rows(
         "SELECT actor, realm, action, target, on_behalf_of, reason, request_id FROM audit_log"
         " WHERE action = 'customer.read'")
