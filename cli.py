@@ -45,6 +45,10 @@ app.add_typer(notifications_app, name="notifications")
 app.add_typer(account_app, name="account")
 app.add_typer(subscription_app, name="subscription")
 app.add_typer(fee_app, name="fee")
+clock_app = typer.Typer(
+    help="A customer's workflow clocks, on a Temporal server that skips time (`dunning dev`"
+         "): for demos and tests of stories that last weeks.", no_args_is_help=True)
+app.add_typer(clock_app, name="clock")
 
 ActorOpt = Annotated[str | None, typer.Option("--actor", help="Who does this (audit).")]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (audit).")]
@@ -413,6 +417,46 @@ def fee_waive(
     _print(doc, as_json, lambda d: (
         f"fee of invoice {invoice} ({d['fee']} {d['currency']}): {d['status']}; balance "
         f"{d['balance']}, service {d['service_state']}"))
+
+
+@clock_app.command("show")
+def clock_show(
+    customer_id: Annotated[str, typer.Argument(metavar="CUSTOMER_ID")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Each running workflow of the customer: its clock and the next event it waits for."""
+    from operations.clock import show_clock
+
+    _print(_run(lambda ctx: show_clock(ctx, customer_id)), as_json, _clock_text)
+
+
+@clock_app.command("advance")
+def clock_advance(
+    customer_id: Annotated[str, typer.Argument(metavar="CUSTOMER_ID")],
+    by: Annotated[str | None, typer.Option(help="How far, e.g. 5d, 12h.")] = None,
+    to: Annotated[str | None, typer.Option(
+        help="To when (a date: midnight in the class's time zone, or a date-time with its "
+             "offset).")] = None,
+    actor: ActorOpt = None, reason: ReasonOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Move the customer's workflows forward together, stopping at every step, fee, hold
+    end and termination on the way, each at its own time (dev server only)."""
+    from operations.clock import advance_clock
+
+    doc = _run(lambda ctx: advance_clock(ctx, customer_id, _audit(actor, reason), by=by,
+                                         to=to))
+    _print(doc, as_json, lambda d: "\n".join(
+        [f"{d['customer_id']}: clock {d['from']} -> {d['now']}"]
+        + [f"  {stop['at']}  {stop['event']}" for stop in d["stops"]]))
+
+
+def _clock_text(doc: dict[str, Any]) -> str:
+    lines = [f"{doc['customer_id']}: clock {doc['now']}"]
+    for w in doc["workflows"]:
+        nxt = (f"next: {w['next_event']} at {w['next_event_at']}" if w["next_event_at"]
+               else "no timer pending")
+        lines.append(f"  {w['workflow_id']:<40} {w['now']}  {nxt}")
+    return "\n".join(lines)
 
 
 @payment_app.command("unmatched")

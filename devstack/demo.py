@@ -8,6 +8,9 @@ story on top of the kept data). For each customer: a May invoice already past du
 warning, suspension; then a 15.00 payment pays May and leaves 5.00 on June →
 do_not_collect → the service resumes at once.
 
+Then the past-due chain of SPEC 2.9-2.11 (``devstack.chain``): a policy in days played in
+seconds, the customer's workflow clocks moved with `dunning clock advance`.
+
 Everything goes through the `dunning` CLI of SPEC 4.2, as an operator would type it.
 """
 
@@ -25,6 +28,7 @@ from urllib.parse import quote
 
 import httpx
 
+from devstack.chain import PastDueChain
 from devstack.processes import console
 
 ACTOR = ["--actor", "demo", "--reason", "dunning dev --demo"]
@@ -115,7 +119,9 @@ class Demo:
         suffix: str | None = None,
         poll_seconds: float = POLL_SECONDS,
         mail_grace: float = MAIL_GRACE,
+        past_due_chain: bool = True,
     ) -> None:
+        self.past_due_chain = past_due_chain
         self.poll_seconds = poll_seconds
         self.mail_grace = mail_grace
         self.cli = list(cli)
@@ -215,6 +221,9 @@ class Demo:
         )
         self._follow(stories)
         self._summary(stories)
+        if self.past_due_chain:
+            chain = PastDueChain(self.dunning, self.out, ACTOR, self.suffix).play()
+            self._links(chain)
 
     def _issue(self, story: Story, number: str, issued: datetime, due: datetime) -> None:
         doc = self.dunning(
@@ -307,6 +316,13 @@ class Demo:
         except (httpx.HTTPError, ValueError):
             return []  # the story is in the status; mail is a bonus
 
+    def _links(self, customer_id: str) -> None:
+        query = quote(f'CustomerId="{customer_id}"')
+        self.out(f"    Temporal UI: {self.urls.temporal_ui}/namespaces/default/workflows?"
+                 f"query={query}")
+        self.out(f"    Console: {self.urls.api}/console/customers/"
+                 f"{quote(customer_id, safe='')}")
+
     def _summary(self, stories: list[Story]) -> None:
         self.out("done. What happened, per customer:")
         for story in stories:
@@ -322,13 +338,7 @@ class Demo:
                     f"{inv.get('remaining')}, {inv.get('payment_status')}, "
                     f"{inv.get('collection_status')}"
                 )
-            query = quote(f'CustomerId="{story.customer_id}"')
-            self.out(
-                f"    Temporal UI: {self.urls.temporal_ui}/namespaces/default/workflows?"
-                f"query={query}"
-            )
-            self.out(f"    Console: {self.urls.api}/console/customers/"
-                     f"{quote(story.customer_id, safe='')}")
+            self._links(story.customer_id)
         self.out(
             f"mails: {self.urls.mail}  ·  in the Temporal UI, filter by CustomerId "
             f"(e.g. CustomerId=\"{stories[0].customer_id}\")"

@@ -70,6 +70,9 @@ def start_dev_argv(data_dir: Path, port: int, ui_port: int) -> list[str]:
         "--namespace", NAMESPACE,
         "--ui-disable-news-fetch",  # no internet needed, no outbound calls from the UI
         "--log-level", "warn",
+        # Per-workflow time skipping, for `dunning clock advance` (the demo's past-due
+        # chain counts in days). Workflows move only when asked.
+        "--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true",
         *search_attribute_flags(),
     ]
 

@@ -88,6 +88,17 @@ def test_suspension_and_resumption_through_the_cli(user_env, smtp_sink, tmp_path
         assert again["status"] == "duplicate"
 
         wait_until(lambda: len(smtp_sink.to("ana@example.com")) >= 7, 30, "the mails")
+
+        # A server that does not skip time refuses to move a customer's clock, in one line.
+        refused = dunning(env, "clock", "advance", "c1", "--by", "1d", check=False)
+        assert refused.returncode != 0 and refused.stderr.strip().count("\n") == 0
+        assert "does not skip time" in refused.stderr, refused.stderr
+        neither = dunning(env, "clock", "advance", "c1", check=False)
+        assert "exactly one of --by DURATION or --to WHEN" in neither.stderr
+        past = dunning(env, "clock", "advance", "c1", "--to", "2020-01-01", check=False)
+        assert "time only moves forward" in past.stderr, past.stderr
+        shown = dunning_json(env, "clock", "show", "c1")
+        assert shown["workflows"][0]["workflow_id"] == "customer:c1"
     kinds = sorted(m["Subject"] for m in smtp_sink.to("ana@example.com"))
     assert len(kinds) == 7, kinds  # 2 issued, overdue, warning, suspended, received, resumed
     for message in smtp_sink.to("ana@example.com"):

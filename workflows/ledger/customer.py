@@ -301,7 +301,7 @@ class CustomerWorkflow:
             customer_id=self.entity.customer_id, service_state=self.entity.service_state,
             queued=len(self.entity.queue), followups=len(self.entity.followups),
             last_operation=self.entity.last_operation, on_hold=self.entity.on_hold,
-            hold_until=self.entity.hold_until,
+            hold_until=self.entity.hold_until, terminate_at=self.entity.terminate_at,
         )
 
     # --- main loop ---------------------------------------------------------------------

@@ -134,3 +134,4 @@ class CustomerStateQueryResult:
     last_operation: str
     on_hold: bool = False
     hold_until: datetime | None = None
+    terminate_at: datetime | None = None
