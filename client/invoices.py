@@ -82,6 +82,7 @@ async def start_invoice_workflow(client: Client, task_queue: str, invoice: Invoi
             InvoiceWorkflowInput(
                 customer_id=invoice.customer_id, invoice_number=invoice.number,
                 currency=klass.currency, steps=steps, facts=facts,
+                service_state=service_state,
             ),
             id=workflow_id,
             task_queue=task_queue,

@@ -15,6 +15,7 @@ payment, the customer is terminated.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -23,6 +24,7 @@ import psycopg
 import pytest
 
 from devstack.chain import PastDueChain
+from domain.ids import invoice_workflow_id
 from tests.support.processes import dunning, dunning_json, dunning_worker
 
 ZONE = ZoneInfo("America/Sao_Paulo")
@@ -64,7 +66,7 @@ def service_events(database_url: str) -> list[tuple[str, str, datetime]]:
             " ORDER BY id", (CUSTOMER,)).fetchall()
 
 
-def test_the_past_due_chain_through_the_cli(user_env, database_url, smtp_sink,
+def test_the_past_due_chain_through_the_cli(user_env, temporal_env, database_url, smtp_sink,
                                             tmp_path) -> None:
     env = user_env
     dunning(env, "class", "set", "EasyCall", "--currency", "BRL", "--threshold", "10.00",
@@ -146,6 +148,15 @@ def test_the_past_due_chain_through_the_cli(user_env, database_url, smtp_sink,
         final = dunning_json(env, "status", CUSTOMER)
         assert (final["service_state"], final["balance"]) == ("terminated", "20.40")
 
+        # Final for dunning: an invoice issued now is billed, never dunned.
+        july = dunning_json(env, "invoice", "issue", "--customer", CUSTOMER, "--number",
+                            "INV-07", "--charges", "5.00", "--issued", moved["now"],
+                            "--due", moved["now"])
+        assert july["workflow"] == "started"
+        ended = temporal_env.client.get_workflow_handle(
+            invoice_workflow_id(CUSTOMER, "INV-07"))
+        assert (asyncio.run(ended.result()))["outcome"] == "terminated"
+
         events = service_events(database_url)
         assert [(s, r) for s, r, _ in events][1:] == [
             ("active", events[1][1]), ("suspended", events[2][1]), ("active", "hold"),
@@ -156,7 +167,7 @@ def test_the_past_due_chain_through_the_cli(user_env, database_url, smtp_sink,
         expected = ["invoice_issued", "due_reminder", "late_fee_charged", "overdue",
                     "suspension_warning", "service_suspended", "payment_received",
                     "service_resumed", "service_suspended", "service_resumed",
-                    "service_suspended", "service_terminated"]
+                    "service_suspended", "service_terminated", "invoice_issued"]
 
         def mails_sent() -> list[dict]:
             listed = dunning_json(env, "notifications", "list", "--customer", CUSTOMER)

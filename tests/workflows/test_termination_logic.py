@@ -112,3 +112,24 @@ async def test_an_invoice_ends_when_its_customer_is_terminated(temporal_env) -> 
             replace(COLLECT), service_state="terminated"))
         result = await asyncio.wait_for(handle.result(), 20)
     assert result.outcome == "terminated"
+
+
+async def test_a_terminated_customers_new_invoice_is_billed_but_not_dunned(
+        temporal_env) -> None:
+    """SPEC 2.9: termination is final for dunning. An invoice issued afterwards (overdue
+    already, so every step would be due at once) sends invoice_issued and ends; finance's
+    reactivation starts its workflow again."""
+    client = temporal_env.client
+    fake = FakeActivities(COLLECT)
+    queue = fresh_queue()
+    d = datetime.now(UTC).replace(microsecond=0) - timedelta(days=40)
+    async with workers(client, task_queue=queue, workflows=[InvoiceWorkflow],
+                       activities=[fake.check_invoice, fake.reach_suspension,
+                                   fake.send_notification]):
+        handle = await start(client, queue, replace(
+            workflow_input(f"c-{uuid.uuid4().hex[:8]}", d, COLLECT),
+            service_state="terminated"))
+        result = await asyncio.wait_for(handle.result(), 20)
+    assert result.outcome == "terminated" and result.steps == {}
+    assert [m.kind for m in fake.mails] == ["invoice_issued"]
+    assert fake.suspension_reached == []

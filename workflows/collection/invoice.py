@@ -66,7 +66,9 @@ class InvoiceWorkflow:
         self.changed = False
         self.reason = "just issued"
         self.mails: list[asyncio.Task[None]] = []
-        self.service_state: str | None = None
+        # Only "terminated" changes what a starting workflow does (SPEC 2.9).
+        self.service_state: str | None = (
+            "terminated" if input.service_state == "terminated" else None)
         self.signals = 0  # re-evaluations received, to tell a check overtaken by one
         # Set once facts carrying a hold arrive (SPEC 2.11): from then on OnHold is kept
         # current; histories recorded before holds never set it, so their commands stay.
@@ -109,7 +111,8 @@ class InvoiceWorkflow:
     async def run(self, input: InvoiceWorkflowInput) -> InvoiceWorkflowResult:
         self._send("invoice_issued", self._key("invoice_issued"))
         # Steps already behind us when the workflow starts (an invoice entered late).
-        await self._process_due(reached_until=None)
+        if not self._finished():
+            await self._process_due(reached_until=None)
         while True:
             await self._follow_until_finished()
             self._publish()

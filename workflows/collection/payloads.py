@@ -50,6 +50,10 @@ class InvoiceWorkflowInput:
     currency: str
     steps: list[PlannedStep]
     facts: InvoiceFacts
+    # The customer's service when the workflow starts: a terminated customer's new invoice
+    # is billed (invoice_issued) but not dunned (SPEC 2.9); reactivation starts it again.
+    # None in histories recorded before.
+    service_state: str | None = None
 
 
 @dataclass
