@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import build_activities
@@ -72,19 +72,44 @@ def build_worker(client: Client, task_queue: str, resources: WorkerResources,
         pool=resources.pool, mailer=resources.mailer, client=client, task_queue=task_queue,
         company=Sender.from_settings(settings), provisioning_url=settings.provisioning_url,
     )
+    tuned = tuning(settings)
     options: dict[str, object] = {
         "max_cached_workflows": settings.worker_cache_size,
         # The pure modules load once for all workflows instead of once per sandboxed
         # instance (profiled: instance creation was a fifth of the worker's time).
         "workflow_runner": SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PURE_MODULES)),
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PURE_MODULES))
+        if settings.worker_sandbox else UnsandboxedWorkflowRunner(),
+        **tuned.workflow,
         **worker_options,
     }
     workflow_worker = Worker(client, task_queue=task_queue, workflows=list(WORKFLOWS),
                              activities=activities.workflow, **options)  # type: ignore[arg-type]
     effects_worker = Worker(client, task_queue=effects_task_queue(task_queue),
-                            activities=activities.effects)
+                            activities=activities.effects, **tuned.effects)  # type: ignore[arg-type]
     return Workers(workflow_worker, effects_worker)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    workflow: dict[str, int]
+    effects: dict[str, int]
+
+
+def tuning(settings: Settings) -> Tuning:
+    """The worker options the settings set (the SDK's defaults for the rest)."""
+    def given(**options: int | None) -> dict[str, int]:
+        return {name: value for name, value in options.items() if value is not None}
+
+    workflow = given(
+        max_concurrent_workflow_tasks=settings.worker_workflow_task_slots,
+        max_concurrent_activities=settings.worker_activity_slots,
+        max_concurrent_local_activities=settings.worker_local_activity_slots,
+        max_concurrent_workflow_task_polls=settings.worker_workflow_task_pollers,
+        max_concurrent_activity_task_polls=settings.worker_activity_task_pollers)
+    effects = given(max_concurrent_activities=settings.worker_activity_slots,
+                    max_concurrent_activity_task_polls=settings.worker_activity_task_pollers)
+    return Tuning(workflow, effects)
 
 
 async def run_worker(settings: Settings | None = None, *,

@@ -141,6 +141,17 @@ class Settings(BaseSettings):
     # Workflows kept in memory per worker process: a larger cache avoids rebuilding
     # sandboxed instances in bursts; ~90 KB each (see docs/performance.md).
     worker_cache_size: int = Field(default=2000, ge=10)
+    # Worker tuning; unset: the SDK's defaults (measured against each other in
+    # docs/performance.md, "Worker tuning"). Slots bound the work in progress, pollers the
+    # long polls held open on the server, per worker process.
+    worker_workflow_task_slots: int | None = Field(default=None, ge=1)
+    worker_activity_slots: int | None = Field(default=None, ge=1)
+    worker_local_activity_slots: int | None = Field(default=None, ge=1)
+    worker_workflow_task_pollers: int | None = Field(default=None, ge=1)
+    worker_activity_task_pollers: int | None = Field(default=None, ge=1)
+    # False runs workflows without the SDK's sandbox: measured only (docs/performance.md);
+    # it drops the run-time guard against non-deterministic calls, so keep it true.
+    worker_sandbox: bool = True
     # The worker's Prometheus endpoint (/metrics, our counters and the Temporal SDK's).
     # Off unless set: a fixed default port would collide between processes on one host.
     # With `--processes K`, process i serves port + i.

@@ -36,3 +36,22 @@ async def test_worker_registers_search_attributes_and_stops_on_sigterm(
             assert time.monotonic() - started < 20
         log = (tmp_path / "worker.log").read_text()
         assert "registered search attributes" in log and "worker stopped" in log
+
+
+def test_tuning_settings_become_worker_options() -> None:
+    """Unset: the SDK's defaults (no option passed); set: the option, on both workers
+    where it applies (the effects worker has activities only)."""
+    from settings import load_settings
+    from worker import tuning
+
+    assert tuning(load_settings(database_url="postgresql://x/y")).workflow == {}
+    tuned = tuning(load_settings(
+        database_url="postgresql://x/y", worker_workflow_task_slots=20,
+        worker_workflow_task_pollers=8, worker_activity_slots=50,
+        worker_activity_task_pollers=3, worker_local_activity_slots=40))
+    assert tuned.workflow == {
+        "max_concurrent_workflow_tasks": 20, "max_concurrent_workflow_task_polls": 8,
+        "max_concurrent_activities": 50, "max_concurrent_activity_task_polls": 3,
+        "max_concurrent_local_activities": 40}
+    assert tuned.effects == {"max_concurrent_activities": 50,
+                             "max_concurrent_activity_task_polls": 3}
