@@ -103,6 +103,9 @@ async def _running(client: Client, customer_id: str) -> list[WorkflowHandle]:
     query = f"CustomerId = '{_quoted(customer_id)}' AND ExecutionStatus = 'Running'"
     async for execution in client.list_workflows(query):
         handle = client.get_workflow_handle(execution.id)
+        # Visibility lags a little behind: a workflow that just ended may still be listed.
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            continue
         handles.insert(0, handle) if execution.id == own else handles.append(handle)
     if not handles or handles[0].id != own:
         raise ClockError(f"{customer_id} has no running customer workflow (no invoice or "
@@ -155,6 +158,9 @@ async def _fast_forward(client: Client, handle: WorkflowHandle, by: timedelta) -
                     paths=["time_skipping_config"]),
                 identity=client.identity))
     except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND or (
+                await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            return  # it ended meanwhile (a paid invoice): nothing left to move
         if err.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.PERMISSION_DENIED,
                           RPCStatusCode.UNIMPLEMENTED, RPCStatusCode.FAILED_PRECONDITION):
             raise ClockError(
