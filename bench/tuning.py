@@ -40,7 +40,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "wft-slots-10": {"DUNNING_WORKER_WORKFLOW_TASK_SLOTS": "10"},
     "activity-pollers-2": {"DUNNING_WORKER_ACTIVITY_TASK_POLLERS": "2"},
     "activity-slots-20": {"DUNNING_WORKER_ACTIVITY_SLOTS": "20"},
-    "cache-1000": {"DUNNING_WORKER_CACHE_SIZE": "1000"},
+    "cache-2000": {"DUNNING_WORKER_CACHE_SIZE": "2000"},
     "cache-200": {"DUNNING_WORKER_CACHE_SIZE": "200"},
     "no-sandbox": {"DUNNING_WORKER_SANDBOX": "false"},
 }

@@ -138,9 +138,10 @@ class Settings(BaseSettings):
     # Where the console links a customer's workflows (the Temporal UI's base URL).
     temporal_ui_url: str = "http://127.0.0.1:8233"
 
-    # Workflows kept in memory per worker process: a larger cache avoids rebuilding
-    # sandboxed instances in bursts; ~90 KB each (see docs/performance.md).
-    worker_cache_size: int = Field(default=2000, ge=10)
+    # Workflows kept in memory per worker process, ~170 KB each: 1000 keeps a worker with
+    # 30,000 open workflows at 332 MB; 2000 was 6% faster in a 3,000-workflow billing burst
+    # but 489 MB (docs/performance.md, "Worker tuning").
+    worker_cache_size: int = Field(default=1000, ge=10)
     # Worker tuning; unset: the SDK's defaults (measured against each other in
     # docs/performance.md, "Worker tuning"). Slots bound the work in progress, pollers the
     # long polls held open on the server, per worker process.
