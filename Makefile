@@ -34,10 +34,14 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium; }
 
+# Tests run in $(JOBS) processes (pytest-xdist): most of a test's time is spent waiting on
+# the real servers, so two processes on two cores finish sooner. JOBS=0 runs them in one.
+JOBS ?= 2
+
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n $(JOBS) --dist loadgroup $(ARGS)
 
 test-faults: $(STAMP)
 	$(BIN)/pytest -m slow $(ARGS)

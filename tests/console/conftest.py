@@ -339,3 +339,11 @@ async def sign_in(page: Any, token: str = ADMIN_TOKEN, language: str = "en") -> 
     await page.get_by_label("Language for money and dates").select_option(language)
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_load_state()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `make test`'s two processes, the console's tests share one process: one
+    browser and one seeded stack (session fixtures), not one of each per process."""
+    for item in items:
+        if "tests/console/" in str(item.path):
+            item.add_marker(pytest.mark.xdist_group("console"))
