@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     # Where the console links a customer's workflows (the Temporal UI's base URL).
     temporal_ui_url: str = "http://127.0.0.1:8233"
 
-    # Workflows kept in memory per worker process, ~170 KB each: 1000 keeps a worker with
+    # Workflows kept in memory per worker process, ~160 KB each: 1000 keeps a worker with
     # 30,000 open workflows at 332 MB; 2000 was 6% faster in a 3,000-workflow billing burst
     # but 489 MB (docs/performance.md, "Worker tuning").
     worker_cache_size: int = Field(default=1000, ge=10)
