@@ -16,20 +16,17 @@ skipped past: every step happens at its own instant, as it would in real time.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import google.protobuf.field_mask_pb2
-from temporalio.api.common.v1 import FastForwardConfig, TimeSkippingConfig, WorkflowExecution
-from temporalio.api.enums.v1.time_skipping_pb2 import FastForwardPollingResult
-from temporalio.api.workflow.v1 import WorkflowExecutionOptions
-from temporalio.api.workflowservice.v1 import (
-    PollWorkflowExecutionTimeSkippingRequest,
-    UpdateWorkflowExecutionOptionsRequest,
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
 )
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import TimeSkipper
 
 from domain.ids import customer_workflow_id
 from workflows.collection.invoice import InvoiceWorkflow
@@ -66,28 +63,30 @@ class Advance:
 async def clocks(client: Client, customer_id: str) -> list[WorkflowClock]:
     """The customer's running workflows (its own first), each with its virtual time and
     the next timer it waits for."""
-    return [await _clock(client, handle) for handle in await _running(client, customer_id)]
+    return [await _clock(client, h, d) for h, d in await _running(client, customer_id)]
 
 
 async def advance(client: Client, customer_id: str, target: datetime) -> Advance:
     """Move every running workflow of the customer to ``target`` (its own clock's time),
     stopping at each event on the way; returns the stops made."""
+    # The SDK's fast-forward: it asks the server to skip and waits until it has.
+    skipper = TimeSkipper(client)
     stops: list[tuple[datetime, str]] = []
     for _ in range(_MAX_STOPS):
-        handles = await _running(client, customer_id)
-        now = [await _clock(client, h) for h in handles]
+        running = await _running(client, customer_id)
+        now = [await _clock(client, h, d) for h, d in running]
         latest = max(c.now for c in now)
         # An event at or before the latest clock happens in real time by itself.
         pending = sorted((c.next_event_at, c.next_event or "step", i) for i, c in enumerate(now)
                          if c.next_event_at is not None and latest < c.next_event_at <= target)
         stop_at, what, owner = pending[0] if pending else (target, "", None)
-        for handle, clock in zip(handles, now, strict=True):
+        for (handle, _), clock in zip(running, now, strict=True):
             if stop_at - clock.now >= _SLACK:
-                await _fast_forward(client, handle, stop_at - clock.now)
+                await _fast_forward(skipper, handle, stop_at - clock.now)
         if owner is not None:
             # The timer fires just after its workflow's clock reaches it: wait for it to,
             # or the next move would take the others past what it then asks of them.
-            await _passed(client, handles[owner], stop_at)
+            await _passed(client, running[owner][0], stop_at)
         await _idle(client, customer_id)
         if not pending:
             final = max(c.now for c in await clocks(client, customer_id))
@@ -97,20 +96,26 @@ async def advance(client: Client, customer_id: str, target: datetime) -> Advance
                      "the clock in smaller steps")
 
 
-async def _running(client: Client, customer_id: str) -> list[WorkflowHandle]:
+Running = list[tuple[WorkflowHandle, WorkflowExecutionDescription]]
+
+
+async def _running(client: Client, customer_id: str) -> Running:
+    """Each running workflow of the customer with its description, its own first."""
     own = customer_workflow_id(customer_id)
-    handles: list[WorkflowHandle] = []
+    running: Running = []
     query = f"CustomerId = '{_quoted(customer_id)}' AND ExecutionStatus = 'Running'"
     async for execution in client.list_workflows(query):
         handle = client.get_workflow_handle(execution.id)
+        description = await handle.describe()
         # Visibility lags a little behind: a workflow that just ended may still be listed.
-        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+        if description.status != WorkflowExecutionStatus.RUNNING:
             continue
-        handles.insert(0, handle) if execution.id == own else handles.append(handle)
-    if not handles or handles[0].id != own:
+        running.insert(0, (handle, description)) if execution.id == own else running.append(
+            (handle, description))
+    if not running or running[0][0].id != own:
         raise ClockError(f"{customer_id} has no running customer workflow (no invoice or "
                          "payment yet?)")
-    return handles
+    return running
 
 
 def _quoted(value: str) -> str:
@@ -120,8 +125,8 @@ def _quoted(value: str) -> str:
     return value
 
 
-async def _clock(client: Client, handle: WorkflowHandle) -> WorkflowClock:
-    description = await handle.describe()
+async def _clock(client: Client, handle: WorkflowHandle,
+                 description: WorkflowExecutionDescription) -> WorkflowClock:
     info = description.raw_description.workflow_extended_info
     now = (info.time_skipping_info.current_time.ToDatetime().replace(tzinfo=UTC)
            if info.HasField("time_skipping_info") else datetime.now(UTC))
@@ -142,25 +147,14 @@ async def _clock(client: Client, handle: WorkflowHandle) -> WorkflowClock:
     return WorkflowClock(handle.id, now)
 
 
-async def _fast_forward(client: Client, handle: WorkflowHandle, by: timedelta) -> None:
-    forward_id = uuid.uuid4().hex
-    config = TimeSkippingConfig(enabled=True, fast_forward_config=FastForwardConfig(
-        id=forward_id))
-    config.fast_forward_config.duration.FromTimedelta(by)
-    execution = WorkflowExecution(workflow_id=handle.id)
+async def _fast_forward(skipper: TimeSkipper, handle: WorkflowHandle, by: timedelta) -> None:
+    """A workflow that ends on the way (a paid invoice) leaves nothing to move."""
     try:
-        await client.workflow_service.update_workflow_execution_options(
-            UpdateWorkflowExecutionOptionsRequest(
-                namespace=client.namespace, workflow_execution=execution,
-                workflow_execution_options=WorkflowExecutionOptions(
-                    time_skipping_config=config),
-                update_mask=google.protobuf.field_mask_pb2.FieldMask(
-                    paths=["time_skipping_config"]),
-                identity=client.identity))
+        await skipper.fast_forward(handle, by)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND or (
                 await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-            return  # it ended meanwhile (a paid invoice): nothing left to move
+            return
         if err.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.PERMISSION_DENIED,
                           RPCStatusCode.UNIMPLEMENTED, RPCStatusCode.FAILED_PRECONDITION):
             raise ClockError(
@@ -168,16 +162,6 @@ async def _fast_forward(client: Client, handle: WorkflowHandle, by: timedelta) -
                 "frontend.WorkflowTimeSkippingEnabled=true (`dunning dev` does) "
                 f"[{err.message}]") from None
         raise
-    poll = PollWorkflowExecutionTimeSkippingRequest(
-        namespace=client.namespace, workflow_execution=execution, fast_forward_id=forward_id)
-    while True:
-        answer = await client.workflow_service.poll_workflow_execution_time_skipping(
-            poll, retry=True)
-        done = answer.fast_forward_polling_result
-        if done == FastForwardPollingResult.FAST_FORWARD_POLLING_RESULT_FAST_FORWARD_COMPLETED:
-            return
-        if done == FastForwardPollingResult.FAST_FORWARD_POLLING_RESULT_FAST_FORWARD_FAILED:
-            return  # the workflow ended on the way (a paid invoice): nothing left to move
 
 
 async def _passed(client: Client, handle: WorkflowHandle, event_at: datetime) -> None:
@@ -186,7 +170,7 @@ async def _passed(client: Client, handle: WorkflowHandle, event_at: datetime) ->
         description = await handle.describe()
         if description.status != WorkflowExecutionStatus.RUNNING:
             return
-        if (await _clock(client, handle)).next_event_at != event_at:
+        if (await _clock(client, handle, description)).next_event_at != event_at:
             return
         if asyncio.get_running_loop().time() > deadline:
             raise ClockError(f"{handle.id} did not act on its event at {event_at.isoformat()}"
@@ -200,12 +184,9 @@ async def _idle(client: Client, customer_id: str) -> None:
     deadline = asyncio.get_running_loop().time() + _IDLE_TIMEOUT
     quiet = 0
     while quiet < 2:
-        busy = False
-        for handle in await _running(client, customer_id):
-            d = (await handle.describe()).raw_description
-            if d.HasField("pending_workflow_task") or len(d.pending_activities):
-                busy = True
-                break
+        busy = any(d.raw_description.HasField("pending_workflow_task")
+                   or len(d.raw_description.pending_activities)
+                   for _, d in await _running(client, customer_id))
         quiet = 0 if busy else quiet + 1
         if asyncio.get_running_loop().time() > deadline:
             raise ClockError("the customer's workflows did not settle within "

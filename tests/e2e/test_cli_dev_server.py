@@ -6,42 +6,27 @@ The worked example in real time with durations in seconds, driven only through t
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support.processes import dunning, dunning_json, dunning_worker, temporal_dev_server
+from tests.support.processes import (
+    dunning,
+    dunning_json,
+    dunning_worker,
+    temporal_dev_server,
+    user_env,
+    wait_until,
+)
 
 
 @pytest.fixture
-def user_env(database_url, smtp_sink, tmp_path):
+def env(database_url, smtp_sink):
     with temporal_dev_server() as address:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
-        env.update({
-            "DUNNING_DATABASE_URL": database_url,
-            "DUNNING_TEMPORAL_ADDRESS": address,
-            "DUNNING_TASK_QUEUE": "dunning-e2e",
-            "DUNNING_SMTP_HOST": smtp_sink.host,
-            "DUNNING_SMTP_PORT": str(smtp_sink.port),
-            "DUNNING_ACTOR": "e2e-finance",
-        })
-        yield env
+        yield user_env(database_url, address, smtp_sink, "dunning-e2e")
 
 
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def test_suspension_and_resumption_through_the_cli(user_env, smtp_sink, tmp_path) -> None:
-    env = user_env
+def test_suspension_and_resumption_through_the_cli(env, smtp_sink, tmp_path) -> None:
     assert "database is up to date" in dunning(env, "db", "migrate").stdout
     dunning(env, "class", "set", "EasyCall", "--currency", "USD", "--threshold", "10.00",
             "--from-name", "EasyCall", "--from-address", "no-reply@easycall.com",
@@ -117,8 +102,7 @@ def test_suspension_and_resumption_through_the_cli(user_env, smtp_sink, tmp_path
     assert all(a["actor"] == "e2e-finance" for a in audit if a["action"] == "invoice.issue")
 
 
-def test_errors_are_one_line_and_nothing_is_written(user_env) -> None:
-    env = user_env
+def test_errors_are_one_line_and_nothing_is_written(env) -> None:
     dunning(env, "class", "set", "C", "--currency", "JPY", "--threshold", "0")
     dunning(env, "customer", "add", "c2", "--name", "B", "--email", "b@example.com",
             "--class", "C")

@@ -16,16 +16,16 @@ payment, the customer is terminated.
 from __future__ import annotations
 
 import asyncio
-import os
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
-from devstack.chain import PastDueChain
+from devstack.chain import PastDueChain, june_due
 from domain.ids import invoice_workflow_id
-from tests.support.processes import dunning, dunning_json, dunning_worker
+from tests.support.processes import dunning, dunning_json, dunning_worker, user_env, wait_until
 
 ZONE = ZoneInfo("America/Sao_Paulo")
 CUSTOMER = "c-chain"
@@ -46,17 +46,9 @@ def close(actual: datetime, expected: datetime, slack: timedelta = timedelta(min
 
 
 @pytest.fixture
-def user_env(temporal_env, database_url, smtp_sink):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
-    env.update({
-        "DUNNING_DATABASE_URL": database_url,
-        "DUNNING_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
-        "DUNNING_TASK_QUEUE": f"chain-{os.getpid()}-{id(database_url)}",
-        "DUNNING_SMTP_HOST": smtp_sink.host,
-        "DUNNING_SMTP_PORT": str(smtp_sink.port),
-        "DUNNING_ACTOR": "e2e-finance",
-    })
-    return env
+def env(temporal_env, database_url, smtp_sink):
+    return user_env(database_url, temporal_env.client.service_client.config.target_host,
+                    smtp_sink, f"chain-{uuid.uuid4().hex[:8]}")
 
 
 def service_events(database_url: str) -> list[tuple[str, str, datetime]]:
@@ -66,9 +58,8 @@ def service_events(database_url: str) -> list[tuple[str, str, datetime]]:
             " ORDER BY id", (CUSTOMER,)).fetchall()
 
 
-def test_the_past_due_chain_through_the_cli(user_env, temporal_env, database_url, smtp_sink,
+def test_the_past_due_chain_through_the_cli(env, temporal_env, database_url, smtp_sink,
                                             tmp_path) -> None:
-    env = user_env
     dunning(env, "class", "set", "EasyCall", "--currency", "BRL", "--threshold", "10.00",
             "--timezone", "America/Sao_Paulo", "--grace", "8d", "--late-fee", "2%",
             "--late-fee-after", "5d", "--terminate-after", "30d", "--working-days", "mon-fri",
@@ -76,9 +67,8 @@ def test_the_past_due_chain_through_the_cli(user_env, temporal_env, database_url
             "--from-address", "no-reply@easycall.com", "--reason", "e2e setup")
     dunning(env, "customer", "add", CUSTOMER, "--name", "Ana", "--email", EMAIL,
             "--class", "EasyCall")
-    today = datetime.now(ZONE).date()
-    due = today + timedelta(days=7)
-    due += timedelta(days=(3 - due.weekday()) % 7)  # a Thursday at least a week ahead
+    due = june_due(datetime.now(ZONE).date())  # a Thursday at least a week ahead
+    assert due.weekday() == 3
     d = local(due + timedelta(days=1))  # D: Friday 00:00
     fee_at, warning_at = d + timedelta(days=5), local(due + timedelta(days=8), 9)
     suspension_at = local(due + timedelta(days=11), 9)  # S = Saturday: Monday 09:00
@@ -171,9 +161,10 @@ def test_the_past_due_chain_through_the_cli(user_env, temporal_env, database_url
 
         def mails_sent() -> list[dict]:
             listed = dunning_json(env, "notifications", "list", "--customer", CUSTOMER)
-            return listed if all(n["status"] == "sent" for n in listed) else []
+            done = len(listed) >= len(expected) and all(n["status"] == "sent" for n in listed)
+            return listed if done else []
 
-        listed = wait_for(mails_sent, lambda ns: len(ns) >= len(expected))
+        listed = wait_until(mails_sent, 60, "every mail sent")
     assert sorted(n["kind"] for n in listed) == sorted(expected)
     received = smtp_sink.to(EMAIL)
     assert len(received) == len(expected)
@@ -186,14 +177,14 @@ def test_the_past_due_chain_through_the_cli(user_env, temporal_env, database_url
         assert action in actions, actions
 
 
-def test_the_demo_plays_the_chain(user_env, tmp_path) -> None:
+def test_the_demo_plays_the_chain(env, tmp_path) -> None:
     """`dunning dev --demo`'s second part, with the real CLI, worker and servers."""
     lines: list[str] = []
 
     def run(*args: str, parse: bool = False):
-        return dunning_json(user_env, *args) if parse else dunning(user_env, *args).stdout
+        return dunning_json(env, *args) if parse else dunning(env, *args).stdout
 
-    with dunning_worker(user_env, tmp_path / "worker.log"):
+    with dunning_worker(env, tmp_path / "worker.log"):
         customer = PastDueChain(run, lines.append, ["--reason", "demo"], "t1").play()
     text = "\n".join(lines)
     assert customer == "chain-t1"
@@ -208,15 +199,3 @@ def test_the_demo_plays_the_chain(user_env, tmp_path) -> None:
             "termination", "service terminated, balance 20.40 BRL"):
         assert expected in text, text
 
-
-def wait_for(read, done, timeout: float = 60.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out; last: {value}")
-        time.sleep(0.5)

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,3 +99,31 @@ def dunning_worker(env: dict[str, str], log_path: Path) -> Iterator[subprocess.P
         yield process
     finally:
         stop(process)
+
+
+def user_env(database_url: str, temporal_address: str, smtp: Any, task_queue: str
+             ) -> dict[str, str]:
+    """The environment a user's `dunning` commands and worker get: this machine's, with
+    our own settings replaced (none inherited from the test run)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
+    env.update({
+        "DUNNING_DATABASE_URL": database_url,
+        "DUNNING_TEMPORAL_ADDRESS": temporal_address,
+        "DUNNING_TASK_QUEUE": task_queue,
+        "DUNNING_SMTP_HOST": smtp.host,
+        "DUNNING_SMTP_PORT": str(smtp.port),
+        "DUNNING_ACTOR": "e2e-finance",
+    })
+    return env
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``predicate`` until it returns something true; that value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
