@@ -34,6 +34,10 @@ from tests.support.stack import ADMIN, Stack
 from workflows.ledger.customer import CustomerWorkflow
 from workflows.ledger.payloads import PostPaymentInput
 
+# Races under load on purpose: run alone (`make test`'s second, one-process phase), where a
+# neighbour's CPU cannot turn the race into workflow-task timeouts.
+pytestmark = pytest.mark.serial
+
 RECEIVED = "2026-07-02T09:30:00+00:00"
 
 
